@@ -1,0 +1,172 @@
+//! The one place that maps errors to HTTP: 400 malformed, 401, 403, 404, 409, 413, 422 invalid
+//! value, 500 opaque (logged once with its chain). Also JSON body parsing with a size limit and
+//! request helpers shared by every HTTP function.
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::auth::{AuthError, Principal};
+use crate::incoming::InputError;
+use crate::ingest::IngestError;
+use crate::store::settings::Role;
+use crate::store::StoreError;
+
+/// Largest request body any JSON route accepts.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// An error response: `{"error": {"code", "message", "field"?}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(404, "not_found", "no such resource")
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(403, "forbidden", "this key's role may not do that")
+    }
+
+    /// An opaque 500; the cause is logged once, whole, and never sent.
+    pub fn internal(err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut chain = err.to_string();
+        let mut source = err.source();
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        tracing::error!(error = %chain, "internal error");
+        Self::new(500, "internal", "internal error")
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        let mut error = serde_json::json!({"code": self.code, "message": self.message});
+        if let Some(field) = &self.field {
+            error["field"] = serde_json::Value::String(field.clone());
+        }
+        serde_json::json!({ "error": error })
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        json(self.status, &self.body())
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        Self::new(422, e.code, e.message).with_field(e.field)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing | AuthError::Invalid => {
+                Self::new(401, "unauthorized", e.to_string())
+            }
+            AuthError::Store(s) => Self::internal(&s),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Rule(r) => Self::new(422, r.code(), r.to_string()),
+            IngestError::Contention => Self::new(409, "write_conflict", e.to_string()),
+            other => Self::internal(&other),
+        }
+    }
+}
+
+/// A JSON response, always `application/json`.
+pub fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Binary(body))
+        .unwrap_or_default()
+}
+
+/// The raw body bytes, refusing bodies over `MAX_BODY_BYTES` (413).
+pub fn body_bytes(req: &Request) -> Result<&[u8], ApiError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    };
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            413,
+            "too_large",
+            format!("body is over {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Parses a JSON body (400 when malformed, 413 when too large).
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes = body_bytes(req)?;
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            400,
+            "malformed_json",
+            format!("body is not valid JSON for this route: {e}"),
+        )
+    })
+}
+
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+pub fn path_param(req: &Request, name: &str) -> Option<String> {
+    req.path_parameters().first(name).map(str::to_owned)
+}
+
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters().first(name).map(str::to_owned)
+}
+
+/// Refuses non-admin keys (R-OPS-1).
+pub fn require_admin(p: &Principal) -> Result<(), ApiError> {
+    match p.role {
+        Role::Admin => Ok(()),
+        Role::Member => Err(ApiError::forbidden()),
+    }
+}
+
+/// Runs a handler body and turns its error into a response.
+pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
+    result.unwrap_or_else(ApiError::into_response)
+}

@@ -1,0 +1,436 @@
+//! The imperative shell every channel calls: look up identity owners (BatchGetItem), read the
+//! matched contacts, let `rules` decide, write with conditions (packed TransactWriteItems), and
+//! on a failed condition or a conflict re-read and decide again, a bounded number of times.
+//!
+//! Records are applied in waves: a record that shares an identity value or a target contact
+//! with an earlier pending record waits for the next wave, so one call gives the same result as
+//! applying its records one by one in order, and no transaction names one item twice.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
+use crate::incoming::Incoming;
+use crate::model::{AccountId, Contact, ContactId};
+use crate::rules::{
+    self, Decision, IdentityKey, KeyField, Match, Matching, MergeContext, Owners, RuleError,
+};
+use crate::store::contacts::ContactWrite;
+use crate::store::{backoff, CancelReason, Store, StoreError, TxOutcome, TRANSACT_MAX_ACTIONS};
+
+/// Attempts per record before giving up on contention.
+pub const MAX_ATTEMPTS: u32 = 8;
+/// Transactions in flight at once for one call.
+const TX_CONCURRENCY: usize = 8;
+
+/// How a channel ingests: its matching rule and the context of the merge.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub matching: Matching,
+    pub merge: MergeContext,
+    /// Given to a contact created with no values at all (R-MAN-2).
+    pub default_country: Option<String>,
+}
+
+/// What happened to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// A record applied: the contact as stored, the outcome and the key that matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub contact: Contact,
+    pub outcome: Outcome,
+    pub matched_on: Option<KeyField>,
+}
+
+/// Errors of the ingest layer.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error("gave up after {MAX_ATTEMPTS} attempts: the contact kept changing underneath")]
+    Contention,
+    #[error("identity item points at missing contact {0}")]
+    DanglingIdentity(ContactId),
+    #[error(transparent)]
+    Store(Arc<StoreError>),
+}
+
+impl From<StoreError> for IngestError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(Arc::new(e))
+    }
+}
+
+/// Counts of DynamoDB calls made by one `upsert_many`, for benchmarks and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CallStats {
+    pub waves: u32,
+    pub lookups: u32,
+    pub transactions: u32,
+}
+
+/// Identity values a record carries (all of them, not only its match keys: a create claims
+/// every free value it carries).
+fn identity_keys(incoming: &Incoming) -> Vec<IdentityKey> {
+    let email = incoming
+        .email
+        .as_ref()
+        .map(|e| IdentityKey::Email(e.normalized().to_owned()));
+    let mobile = incoming
+        .mobile
+        .as_ref()
+        .map(|m| IdentityKey::Mobile(m.as_str().to_owned()));
+    email.into_iter().chain(mobile).collect()
+}
+
+fn owners_of(incoming: &Incoming, found: &HashMap<IdentityKey, ContactId>) -> Owners {
+    let get = |k: Option<IdentityKey>| k.and_then(|k| found.get(&k).cloned());
+    Owners {
+        email: get(incoming
+            .email
+            .as_ref()
+            .map(|e| IdentityKey::Email(e.normalized().to_owned()))),
+        mobile: get(incoming
+            .mobile
+            .as_ref()
+            .map(|m| IdentityKey::Mobile(m.as_str().to_owned()))),
+    }
+}
+
+struct Planned {
+    index: usize,
+    write: ContactWrite,
+    applied: Applied,
+}
+
+/// Applies `records` for `account`. `new_ids[i]` is the id record `i` gets if it creates a
+/// contact (random for the API, derived from job and row for imports). One result per record,
+/// in order; a bad record never fails the others.
+pub async fn upsert_many(
+    store: &Store,
+    account: &AccountId,
+    records: &[Incoming],
+    new_ids: &[ContactId],
+    policy: &Policy,
+) -> (Vec<Result<Applied, IngestError>>, CallStats) {
+    let n = records.len();
+    let mut results: Vec<Option<Result<Applied, IngestError>>> = (0..n).map(|_| None).collect();
+    let mut attempts = vec![0u32; n];
+    let mut pending: Vec<usize> = (0..n).collect();
+    let mut stats = CallStats::default();
+    let mut round = 0;
+    while !pending.is_empty() {
+        stats.waves += 1;
+        let (wave, mut deferred) = split_by_identity(records, &pending);
+        let retry = match run_wave(
+            store,
+            account,
+            records,
+            new_ids,
+            policy,
+            &wave,
+            &mut results,
+            &mut stats,
+        )
+        .await
+        {
+            Ok(wave_out) => {
+                deferred.extend(wave_out.deferred);
+                wave_out.retry
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "ingest look-up failed");
+                let err = Arc::new(err);
+                for &i in &wave {
+                    results[i] = Some(Err(IngestError::Store(err.clone())));
+                }
+                Vec::new()
+            }
+        };
+        let conflicted = !retry.is_empty();
+        for i in retry {
+            attempts[i] += 1;
+            if attempts[i] >= MAX_ATTEMPTS {
+                results[i] = Some(Err(IngestError::Contention));
+            } else {
+                deferred.push(i);
+            }
+        }
+        deferred.sort_unstable();
+        deferred.dedup();
+        pending = deferred;
+        if conflicted {
+            round += 1;
+            backoff(round).await;
+        }
+    }
+    let results = results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(IngestError::Contention)))
+        .collect();
+    (results, stats)
+}
+
+/// Splits pending records into a wave of records with pairwise disjoint identity values and
+/// the rest, keeping order.
+fn split_by_identity(records: &[Incoming], pending: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let mut seen: HashSet<IdentityKey> = HashSet::new();
+    let (mut wave, mut rest) = (Vec::new(), Vec::new());
+    for &i in pending {
+        let keys = identity_keys(&records[i]);
+        if keys.iter().any(|k| seen.contains(k)) {
+            seen.extend(keys);
+            rest.push(i);
+        } else {
+            seen.extend(keys);
+            wave.push(i);
+        }
+    }
+    (wave, rest)
+}
+
+struct WaveOut {
+    deferred: Vec<usize>,
+    retry: Vec<usize>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_wave(
+    store: &Store,
+    account: &AccountId,
+    records: &[Incoming],
+    new_ids: &[ContactId],
+    policy: &Policy,
+    wave: &[usize],
+    results: &mut [Option<Result<Applied, IngestError>>],
+    stats: &mut CallStats,
+) -> Result<WaveOut, StoreError> {
+    let keys: Vec<IdentityKey> = wave
+        .iter()
+        .flat_map(|&i| identity_keys(&records[i]))
+        .collect();
+    let owners = if keys.is_empty() {
+        HashMap::new()
+    } else {
+        store.identity_owners(account, &keys).await?
+    };
+    stats.lookups += 1;
+
+    let mut matched: Vec<(usize, Owners, Option<(ContactId, KeyField)>)> = Vec::new();
+    for &i in wave {
+        let o = owners_of(&records[i], &owners);
+        match rules::find_match(&records[i], policy.matching, &o) {
+            Ok(Match::Existing { id, on }) => matched.push((i, o, Some((id, on)))),
+            Ok(Match::New) => matched.push((i, o, None)),
+            Err(e) => results[i] = Some(Err(e.into())),
+        }
+    }
+    let targets: Vec<ContactId> = matched
+        .iter()
+        .filter_map(|(_, _, m)| m.as_ref().map(|(id, _)| id.clone()))
+        .collect();
+    let contacts = if targets.is_empty() {
+        HashMap::new()
+    } else {
+        store.contacts(account, &targets).await?
+    };
+    if !targets.is_empty() {
+        stats.lookups += 1;
+    }
+
+    let mut deferred = Vec::new();
+    let mut taken: HashSet<ContactId> = HashSet::new();
+    let mut planned = Vec::new();
+    for (i, o, m) in matched {
+        let found = match &m {
+            Some((id, on)) => match contacts.get(id) {
+                Some(c) => Some((c, *on)),
+                None => {
+                    results[i] = Some(Err(IngestError::DanglingIdentity(id.clone())));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        if let Some((c, _)) = found {
+            if !taken.insert(c.id.clone()) {
+                deferred.push(i);
+                continue;
+            }
+        }
+        let decision = rules::decide(
+            &records[i],
+            found,
+            new_ids[i].clone(),
+            &policy.merge,
+            policy.default_country.as_deref(),
+        );
+        match plan(decision, &o, &new_ids[i]) {
+            Ok(applied) => results[i] = Some(Ok(applied)),
+            Err((write, applied)) => planned.push(Planned {
+                index: i,
+                write,
+                applied,
+            }),
+        }
+    }
+    let retry = write_all(store, account, planned, results, stats).await?;
+    Ok(WaveOut { deferred, retry })
+}
+
+/// Turns a decision into either a finished result (unchanged: nothing to write) or a write.
+fn plan(
+    decision: Decision,
+    owners: &Owners,
+    new_id: &ContactId,
+) -> Result<Applied, (ContactWrite, Applied)> {
+    match decision {
+        Decision::Unchanged { contact, on } => {
+            // A create whose answer was lost finds itself on the retry: still "created".
+            let outcome = if &contact.id == new_id && contact.version == 1 {
+                Outcome::Created
+            } else {
+                Outcome::Unchanged
+            };
+            let matched_on = (outcome == Outcome::Unchanged).then_some(on);
+            Ok(Applied {
+                contact,
+                outcome,
+                matched_on,
+            })
+        }
+        Decision::Create(mut after) => {
+            let identity = rules::plan_identity(None, &mut after, owners);
+            let applied = Applied {
+                contact: after.clone(),
+                outcome: Outcome::Created,
+                matched_on: None,
+            };
+            Err((
+                ContactWrite {
+                    expected_version: None,
+                    after,
+                    identity,
+                },
+                applied,
+            ))
+        }
+        Decision::Update {
+            before,
+            mut after,
+            on,
+        } => {
+            let identity = rules::plan_identity(Some(&before), &mut after, owners);
+            let applied = Applied {
+                contact: after.clone(),
+                outcome: Outcome::Updated,
+                matched_on: Some(on),
+            };
+            Err((
+                ContactWrite {
+                    expected_version: Some(before.version),
+                    after,
+                    identity,
+                },
+                applied,
+            ))
+        }
+    }
+}
+
+/// Packs writes into transactions of at most `TRANSACT_MAX_ACTIONS` actions (a contact's
+/// actions never split), runs them concurrently, and returns the records to retry.
+async fn write_all(
+    store: &Store,
+    account: &AccountId,
+    planned: Vec<Planned>,
+    results: &mut [Option<Result<Applied, IngestError>>],
+    stats: &mut CallStats,
+) -> Result<Vec<usize>, StoreError> {
+    let mut batches: Vec<(
+        Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+        Vec<Planned>,
+    )> = Vec::new();
+    for p in planned {
+        let actions = store.write_actions(account, &p.write)?;
+        match batches.last_mut() {
+            Some((acts, ps)) if acts.len() + actions.len() <= TRANSACT_MAX_ACTIONS => {
+                acts.extend(actions);
+                ps.push(p);
+            }
+            _ => batches.push((actions, vec![p])),
+        }
+    }
+    stats.transactions += batches.len() as u32;
+    let outcomes: Vec<(Vec<Planned>, Result<TxOutcome, StoreError>)> = stream::iter(batches)
+        .map(|(actions, ps)| async move {
+            let token = uuid::Uuid::new_v4().to_string();
+            (ps, store.transact(actions, &token).await)
+        })
+        .buffer_unordered(TX_CONCURRENCY)
+        .collect()
+        .await;
+    let mut retry = Vec::new();
+    for (ps, outcome) in outcomes {
+        match outcome {
+            Ok(TxOutcome::Committed) => {
+                for p in ps {
+                    results[p.index] = Some(Ok(p.applied));
+                }
+            }
+            Ok(TxOutcome::Cancelled(reasons)) => {
+                let bad: Vec<&CancelReason> = reasons
+                    .iter()
+                    .filter(|r| **r != CancelReason::None)
+                    .collect();
+                tracing::debug!(reasons = ?bad, records = ps.len(), "transaction cancelled; re-reading");
+                retry.extend(ps.iter().map(|p| p.index));
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "transaction failed");
+                let err = Arc::new(err);
+                for p in ps {
+                    results[p.index] = Some(Err(IngestError::Store(err.clone())));
+                }
+            }
+        }
+    }
+    Ok(retry)
+}
+
+/// One record, one result: the single-contact upsert of the API.
+pub async fn upsert_one(
+    store: &Store,
+    account: &AccountId,
+    record: Incoming,
+    new_id: ContactId,
+    policy: &Policy,
+) -> Result<Applied, IngestError> {
+    let (mut results, _) = upsert_many(store, account, &[record], &[new_id], policy).await;
+    results.pop().unwrap_or(Err(IngestError::Contention))
+}
+
+/// The merge context of a channel at `now`.
+pub fn context(
+    now: DateTime<Utc>,
+    source: impl Into<String>,
+    label: Option<String>,
+    master: rules::Master,
+) -> MergeContext {
+    MergeContext {
+        now,
+        source: source.into(),
+        label,
+        master,
+    }
+}

@@ -1,0 +1,30 @@
+//! Intake's shared crate: the functional core (`model`, `normalize`, `incoming`, `rules`) and
+//! the imperative shell every channel uses (`store`, `ingest`), plus HTTP and auth helpers.
+
+pub mod auth;
+pub mod config;
+pub mod http;
+pub mod incoming;
+pub mod ingest;
+pub mod model;
+pub mod normalize;
+pub mod rules;
+pub mod store;
+pub mod telemetry;
+
+/// What a function builds once per cold start and hands to every invocation.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub store: store::Store,
+    pub config: config::Config,
+}
+
+impl App {
+    pub fn new(sdk: &aws_config::SdkConfig, config: config::Config) -> Self {
+        let client = aws_sdk_dynamodb::Client::new(sdk);
+        Self {
+            store: store::Store::new(client, config.tables.clone()),
+            config,
+        }
+    }
+}

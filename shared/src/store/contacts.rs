@@ -1,0 +1,177 @@
+//! Contacts and identity items: batched reads, GSI look-ups, and the conditional transaction
+//! actions that create or update a contact together with the identity items it claims/releases.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+
+use crate::model::{AccountId, Contact, ContactId};
+use crate::rules::{IdentityKey, IdentityPlan};
+
+use super::items::{self, Item};
+use super::{by_pk, Store, StoreError};
+
+/// One contact write: the version it read (`None` for a create), the new state, and the
+/// identity items to claim and release in the same transaction.
+#[derive(Debug, Clone)]
+pub struct ContactWrite {
+    pub expected_version: Option<u64>,
+    pub after: Contact,
+    pub identity: IdentityPlan,
+}
+
+impl Store {
+    /// Owners of identity values, by strongly consistent BatchGetItem.
+    pub async fn identity_owners(
+        &self,
+        account: &AccountId,
+        keys: &[IdentityKey],
+    ) -> Result<HashMap<IdentityKey, ContactId>, StoreError> {
+        let pks: HashMap<String, &IdentityKey> = keys
+            .iter()
+            .map(|k| (items::identity_pk(account, k), k))
+            .collect();
+        let request = pks
+            .keys()
+            .map(|pk| items::key(pk.clone(), items::SK_IDENTITY))
+            .collect();
+        let found = by_pk(self.batch_get(&self.tables().contacts, request).await?);
+        Ok(found
+            .into_iter()
+            .filter_map(|(pk, item)| {
+                let owner = items::string_attr(&item, items::OWNER_ATTR)?;
+                Some(((*pks.get(&pk)?).clone(), ContactId(owner)))
+            })
+            .collect())
+    }
+
+    /// Contacts by id, by strongly consistent BatchGetItem; unknown ids are absent.
+    pub async fn contacts(
+        &self,
+        account: &AccountId,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, Contact>, StoreError> {
+        let request = ids
+            .iter()
+            .map(|id| items::key(items::contact_pk(account, id), items::SK_CONTACT))
+            .collect();
+        let found = self.batch_get(&self.tables().contacts, request).await?;
+        let mut out = HashMap::with_capacity(found.len());
+        for item in found {
+            let contact = items::contact_from_item(item)?;
+            out.insert(contact.id.clone(), contact);
+        }
+        Ok(out)
+    }
+
+    pub async fn contact(
+        &self,
+        account: &AccountId,
+        id: &ContactId,
+    ) -> Result<Option<Contact>, StoreError> {
+        let key = items::key(items::contact_pk(account, id), items::SK_CONTACT);
+        self.get(&self.tables().contacts, key)
+            .await?
+            .map(items::contact_from_item)
+            .transpose()
+    }
+
+    /// Every contact carrying a value (emails may be shared, R-IMP-4), through the GSI then a
+    /// consistent read of the contacts. Eventually consistent: for display, never for dedup.
+    pub async fn contacts_carrying(
+        &self,
+        account: &AccountId,
+        key: &IdentityKey,
+    ) -> Result<Vec<Contact>, StoreError> {
+        let (index, attr, value) = match key {
+            IdentityKey::Email(v) => (items::GSI_EMAIL, items::GSI_EMAIL_ATTR, v),
+            IdentityKey::Mobile(v) => (items::GSI_MOBILE, items::GSI_MOBILE_ATTR, v),
+        };
+        let hits = self
+            .query_index(
+                &self.tables().contacts,
+                index,
+                attr,
+                items::gsi_value(account, value),
+            )
+            .await?;
+        let ids: Vec<ContactId> = hits
+            .iter()
+            .filter_map(|i| items::string_attr(i, items::PK))
+            .filter_map(|pk| {
+                pk.rsplit_once("#CONTACT#")
+                    .map(|(_, id)| ContactId(id.to_owned()))
+            })
+            .collect();
+        let mut found: Vec<Contact> = self.contacts(account, &ids).await?.into_values().collect();
+        found.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(found)
+    }
+
+    /// The transaction actions of one contact write, in a fixed order: contact, claims, releases.
+    pub fn write_actions(
+        &self,
+        account: &AccountId,
+        write: &ContactWrite,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let table = &self.tables().contacts;
+        let item = items::contact_to_item(account, &write.after)?;
+        let put = match write.expected_version {
+            None => Put::builder().condition_expression("attribute_not_exists(pk)"),
+            Some(v) => Put::builder()
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", items::VERSION_ATTR)
+                .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+        };
+        let mut actions = vec![tx_put(put.table_name(table).set_item(Some(item)))?];
+        for key in &write.identity.claims {
+            let put = Put::builder()
+                .table_name(table)
+                .set_item(Some(items::identity_item(account, key, &write.after.id)))
+                .condition_expression("attribute_not_exists(pk)");
+            actions.push(tx_put(put)?);
+        }
+        for key in &write.identity.releases {
+            let delete = Delete::builder()
+                .table_name(table)
+                .set_key(Some(items::key(
+                    items::identity_pk(account, key),
+                    items::SK_IDENTITY,
+                )))
+                .condition_expression("#o = :me")
+                .expression_attribute_names("#o", items::OWNER_ATTR)
+                .expression_attribute_values(":me", AttributeValue::S(write.after.id.0.clone()))
+                .build()
+                .map_err(|e| StoreError::Build(e.to_string()))?;
+            actions.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        Ok(actions)
+    }
+
+    /// Raw contact and identity items of an account, for tests and tools (a Scan: never on a
+    /// request path).
+    pub async fn scan_account(&self, account: &AccountId) -> Result<Vec<Item>, StoreError> {
+        let prefix = format!("ACC#{}#", account.0);
+        let mut pages = self
+            .client()
+            .scan()
+            .table_name(&self.tables().contacts)
+            .filter_expression("begins_with(pk, :p)")
+            .expression_attribute_values(":p", AttributeValue::S(prefix))
+            .into_paginator()
+            .items()
+            .send();
+        let mut out = Vec::new();
+        while let Some(item) = pages.next().await {
+            out.push(item.map_err(|e| StoreError::service("Scan", e))?);
+        }
+        Ok(out)
+    }
+}
+
+fn tx_put(
+    put: aws_sdk_dynamodb::types::builders::PutBuilder,
+) -> Result<TransactWriteItem, StoreError> {
+    let put = put.build().map_err(|e| StoreError::Build(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}

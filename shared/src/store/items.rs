@@ -1,0 +1,249 @@
+//! The only place that knows DynamoDB item shapes: key builders, attribute names, and the
+//! conversion between domain types and items. Decoding a bad item is a typed error.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AccountId, Consent, Contact, ContactId, CustomValue, Owns, TextFields};
+use crate::normalize::{Email, Mobile};
+use crate::rules::IdentityKey;
+
+use super::StoreError;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const SK_CONTACT: &str = "CONTACT";
+pub const SK_IDENTITY: &str = "IDENTITY";
+/// GSI partition attributes: `<account>#<normalised value>`, present only when the value is.
+pub const GSI_EMAIL_ATTR: &str = "gsi_email";
+pub const GSI_MOBILE_ATTR: &str = "gsi_mobile";
+pub const GSI_EMAIL: &str = "by-email";
+pub const GSI_MOBILE: &str = "by-mobile";
+pub const VERSION_ATTR: &str = "version";
+pub const OWNER_ATTR: &str = "contact_id";
+
+pub fn contact_pk(account: &AccountId, id: &ContactId) -> String {
+    format!("ACC#{}#CONTACT#{}", account.0, id.0)
+}
+
+pub fn identity_pk(account: &AccountId, key: &IdentityKey) -> String {
+    match key {
+        IdentityKey::Email(v) => format!("ACC#{}#EMAIL#{v}", account.0),
+        IdentityKey::Mobile(v) => format!("ACC#{}#MOBILE#{v}", account.0),
+    }
+}
+
+pub fn gsi_value(account: &AccountId, normalized: &str) -> String {
+    format!("{}#{normalized}", account.0)
+}
+
+pub fn key(pk: String, sk: &str) -> Item {
+    HashMap::from([
+        (PK.to_owned(), AttributeValue::S(pk)),
+        (SK.to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
+}
+
+/// The stored shape of a contact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ContactItem {
+    pk: String,
+    sk: String,
+    account_id: String,
+    id: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    company: Option<String>,
+    address: Option<String>,
+    postal_code: Option<String>,
+    city: Option<String>,
+    country: Option<String>,
+    note: Option<String>,
+    email: Option<String>,
+    email_norm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi_email: Option<String>,
+    mobile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi_mobile: Option<String>,
+    #[serde(default)]
+    custom: BTreeMap<String, CustomValue>,
+    email_marketing: Consent,
+    sms_marketing: Consent,
+    #[serde(default)]
+    lists: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    labels: Vec<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: u64,
+    owns_email: bool,
+    owns_mobile: bool,
+}
+
+pub fn contact_to_item(account: &AccountId, c: &Contact) -> Result<Item, StoreError> {
+    let f = c.fields.clone();
+    let item = ContactItem {
+        pk: contact_pk(account, &c.id),
+        sk: SK_CONTACT.to_owned(),
+        account_id: account.0.clone(),
+        id: c.id.0.clone(),
+        first_name: f.first_name,
+        last_name: f.last_name,
+        company: f.company,
+        address: f.address,
+        postal_code: f.postal_code,
+        city: f.city,
+        country: f.country,
+        note: f.note,
+        email: c.email.as_ref().map(|e| e.as_str().to_owned()),
+        email_norm: c.email.as_ref().map(|e| e.normalized().to_owned()),
+        gsi_email: c.email.as_ref().map(|e| gsi_value(account, e.normalized())),
+        mobile: c.mobile.as_ref().map(|m| m.as_str().to_owned()),
+        gsi_mobile: c.mobile.as_ref().map(|m| gsi_value(account, m.as_str())),
+        custom: c.custom.clone(),
+        email_marketing: c.email_marketing.clone(),
+        sms_marketing: c.sms_marketing.clone(),
+        lists: c.lists.iter().cloned().collect(),
+        tags: c.tags.iter().cloned().collect(),
+        labels: c.labels.iter().cloned().collect(),
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        version: c.version,
+        owns_email: c.owns.email,
+        owns_mobile: c.owns.mobile,
+    };
+    serde_dynamo::to_item(item).map_err(|e| StoreError::Encode(e.to_string()))
+}
+
+pub fn contact_from_item(item: Item) -> Result<Contact, StoreError> {
+    let pk = string_attr(&item, PK).unwrap_or_default();
+    let i: ContactItem = serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
+        key: pk.clone(),
+        reason: e.to_string(),
+    })?;
+    let email = match (i.email, i.email_norm) {
+        (Some(display), Some(norm)) => Some(Email::from_stored(display, norm)),
+        (None, None) => None,
+        _ => {
+            return Err(StoreError::Decode {
+                key: pk,
+                reason: "email without its normalised form".into(),
+            })
+        }
+    };
+    Ok(Contact {
+        id: ContactId(i.id),
+        fields: TextFields {
+            first_name: i.first_name,
+            last_name: i.last_name,
+            company: i.company,
+            address: i.address,
+            postal_code: i.postal_code,
+            city: i.city,
+            country: i.country,
+            note: i.note,
+        },
+        email,
+        mobile: i.mobile.map(Mobile::from_stored),
+        custom: i.custom,
+        email_marketing: i.email_marketing,
+        sms_marketing: i.sms_marketing,
+        lists: i.lists.into_iter().collect(),
+        tags: i.tags.into_iter().collect(),
+        labels: i.labels.into_iter().collect(),
+        created_at: i.created_at,
+        updated_at: i.updated_at,
+        version: i.version,
+        owns: Owns {
+            email: i.owns_email,
+            mobile: i.owns_mobile,
+        },
+    })
+}
+
+/// An identity item: `pk` names the value, `contact_id` its owner.
+pub fn identity_item(account: &AccountId, key: &IdentityKey, owner: &ContactId) -> Item {
+    let mut item = self::key(identity_pk(account, key), SK_IDENTITY);
+    item.insert(OWNER_ATTR.to_owned(), AttributeValue::S(owner.0.clone()));
+    item
+}
+
+pub fn string_attr(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ConsentStatus;
+    use crate::normalize::Country;
+    use chrono::TimeZone;
+
+    #[test]
+    fn contact_item_round_trips_when_fully_populated() {
+        let now = Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, 9).unwrap();
+        let mut c = Contact::empty(ContactId("c1".into()), now);
+        c.fields.first_name = Some("Åse".into());
+        c.fields.note = Some("line\nbreak, \"quoted\"".into());
+        c.email = Some(Email::parse("Ase@Example.no").unwrap());
+        c.mobile = Some(Mobile::parse("41234567", Some(Country::parse("NO").unwrap())).unwrap());
+        c.custom.insert("score".into(), serde_json::json!(12.5));
+        c.custom.insert("vip".into(), serde_json::json!(false));
+        c.custom.insert("code".into(), serde_json::json!("007"));
+        c.email_marketing = Consent {
+            status: ConsentStatus::OptedIn,
+            at: Some(now),
+            source: Some("api".into()),
+            evidence: Some("203.0.113.9".into()),
+        };
+        c.lists.insert("l1".into());
+        c.tags.insert("vip".into());
+        c.labels.insert("2024-05-06 #1".into());
+        c.version = 7;
+        c.owns = Owns {
+            email: true,
+            mobile: false,
+        };
+        let account = AccountId("a1".into());
+        let item = contact_to_item(&account, &c).unwrap();
+        assert_eq!(
+            string_attr(&item, GSI_EMAIL_ATTR).as_deref(),
+            Some("a1#ase@example.no")
+        );
+        assert_eq!(contact_from_item(item).unwrap(), c);
+    }
+
+    #[test]
+    fn contact_item_has_no_gsi_attributes_when_values_absent() {
+        let c = Contact::empty(ContactId("c1".into()), Utc::now());
+        let item = contact_to_item(&AccountId("a".into()), &c).unwrap();
+        assert!(!item.contains_key(GSI_EMAIL_ATTR) && !item.contains_key(GSI_MOBILE_ATTR));
+    }
+
+    #[test]
+    fn contact_item_decode_fails_with_key_when_malformed() {
+        let mut item = key("ACC#a#CONTACT#x".into(), SK_CONTACT);
+        item.insert("version".into(), AttributeValue::S("nope".into()));
+        let err = contact_from_item(item).unwrap_err();
+        assert!(err.to_string().contains("ACC#a#CONTACT#x"), "{err}");
+    }
+
+    #[test]
+    fn keys_carry_the_account_always() {
+        let a = AccountId("acc".into());
+        assert!(contact_pk(&a, &ContactId("c".into())).starts_with("ACC#acc#"));
+        assert!(identity_pk(&a, &IdentityKey::Email("x@y.no".into())).starts_with("ACC#acc#"));
+        assert!(identity_pk(&a, &IdentityKey::Mobile("+47".into())).starts_with("ACC#acc#"));
+    }
+}
