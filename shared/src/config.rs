@@ -17,19 +17,21 @@ pub struct Config {
     pub operator_key_hash: Option<String>,
 }
 
-fn var(name: &'static str) -> Result<String, ConfigError> {
-    std::env::var(name).map_err(|_| ConfigError::Missing(name))
-}
-
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any source of variables (the runner resolves the
+    /// template's environment per function instead of touching the process environment).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
         Ok(Self {
             tables: Tables {
                 contacts: var("INTAKE_CONTACTS_TABLE")?,
                 settings: var("INTAKE_SETTINGS_TABLE")?,
             },
-            operator_key_hash: std::env::var("INTAKE_OPERATOR_KEY")
-                .ok()
+            operator_key_hash: get("INTAKE_OPERATOR_KEY")
                 .filter(|k| !k.is_empty())
                 .map(|k| crate::auth::hash_key(&k)),
         })

@@ -170,3 +170,12 @@ pub fn require_admin(p: &Principal) -> Result<(), ApiError> {
 pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
     result.unwrap_or_else(ApiError::into_response)
 }
+
+/// The API Gateway route key (`"PUT /v1/contacts"`) the request came in on; the local runner
+/// sets it exactly as API Gateway does.
+pub fn route_key(req: &Request) -> Option<String> {
+    match req.request_context_ref()? {
+        lambda_http::request::RequestContext::ApiGatewayV2(ctx) => ctx.route_key.clone(),
+        _ => None,
+    }
+}

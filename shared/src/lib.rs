@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod idempotency;
 pub mod incoming;
 pub mod ingest;
 pub mod model;

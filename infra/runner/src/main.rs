@@ -1,1 +1,42 @@
-fn main() {}
+//! `intake-local`: creates the template's tables on the local stand-ins and serves every HTTP
+//! route on 127.0.0.1:${INTAKE_PORT:-3000}. Started in the background by `infra/local/up`;
+//! `intake-local routes` prints the template's routes.
+
+use std::path::PathBuf;
+
+use intake_shared::{config, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init();
+    let port: u16 = std::env::var("INTAKE_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    let operator =
+        std::env::var("INTAKE_OPERATOR_KEY").unwrap_or_else(|_| "local-operator-key".into());
+    let prefix = std::env::var("INTAKE_TABLE_PREFIX").unwrap_or_else(|_| "intake-local-".into());
+    let template = std::env::var("INTAKE_TEMPLATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("template.yaml"));
+    if std::env::args().nth(1).as_deref() == Some("routes") {
+        for route in intake_local_runner::template::Template::load(&template)?.routes {
+            println!("{} {}", route.method, route.path);
+        }
+        return Ok(());
+    }
+    let sdk = config::aws().await;
+    let local = intake_local_runner::build(
+        &sdk,
+        &template,
+        &prefix,
+        &intake_local_runner::params(&operator),
+    )
+    .await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!(
+        "intake-local: listening on http://127.0.0.1:{port} ({} routes)",
+        local.template.routes.len()
+    );
+    intake_local_runner::server::serve(listener, local.router).await
+}

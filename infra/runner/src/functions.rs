@@ -1,0 +1,76 @@
+//! The function registry: each `AWS::Serverless::Function` of the template mapped to the same
+//! handler its Lambda binary runs, built with the function's own (resolved) environment.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use intake_shared::config::Config;
+use intake_shared::App;
+use lambda_http::{Body, Request, Response};
+
+use crate::tables::table_name;
+use crate::template::{EnvValue, Template};
+
+pub type Handler =
+    Arc<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync>;
+
+/// Every function the runner can host, by logical id.
+pub const FUNCTIONS: &[&str] = &["ApiUpsertFunction", "AccountsFunction"];
+
+fn wrap<F, Fut>(app: Arc<App>, f: F) -> Handler
+where
+    F: Fn(Arc<App>, Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let f = Arc::new(f);
+    Arc::new(move |req| {
+        let (app, f) = (app.clone(), f.clone());
+        Box::pin(async move { f(app, req).await })
+    })
+}
+
+/// The handler of `function`, or `None` when the runner does not know it.
+pub fn handler(function: &str, app: Arc<App>) -> Option<Handler> {
+    match function {
+        "ApiUpsertFunction" => Some(wrap(app, |app, req| async move {
+            intake_api_upsert::handle(&app, req).await
+        })),
+        "AccountsFunction" => Some(wrap(app, |app, req| async move {
+            intake_accounts::handle(&app, req).await
+        })),
+        _ => None,
+    }
+}
+
+/// Resolves a function's environment as CloudFormation would: `!Ref` of a table gives its
+/// (local) name, `!Ref` of a parameter gives the parameter's value.
+pub fn resolve_env(
+    template: &Template,
+    function: &str,
+    prefix: &str,
+    params: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (name, value) in template.env.get(function).into_iter().flatten() {
+        let resolved = match value {
+            EnvValue::Literal(v) => Some(v.clone()),
+            EnvValue::Ref(r) if template.tables.contains_key(r) => Some(table_name(prefix, r)),
+            EnvValue::Ref(r) => params.get(r).cloned(),
+        };
+        if let Some(v) = resolved {
+            out.insert(name.clone(), v);
+        }
+    }
+    out
+}
+
+/// Builds one `App` per function from its resolved environment.
+pub fn app_for(
+    sdk: &aws_config::SdkConfig,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<Arc<App>> {
+    let config = Config::from_lookup(|name| env.get(name).cloned())?;
+    Ok(Arc::new(App::new(sdk, config)))
+}

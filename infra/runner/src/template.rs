@@ -1,0 +1,150 @@
+//! Reads `template.yaml`: the HTTP routes of every function, the DynamoDB table definitions and
+//! each function's environment, so the local stack is built from the same source as AWS.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_yaml::Value;
+
+/// Errors of reading the template.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("template is not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("template resource {resource}: {reason}")]
+    Shape { resource: String, reason: String },
+}
+
+/// One API Gateway route and the function serving it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub method: String,
+    pub path: String,
+    pub function: String,
+}
+
+impl Route {
+    /// The API Gateway route key, e.g. `"GET /v1/contacts/{id}"`.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+/// An environment value: a literal or a reference to another resource or parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    Literal(String),
+    Ref(String),
+}
+
+/// What the runner needs from the template.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub routes: Vec<Route>,
+    /// Logical id → `Properties` of each `AWS::DynamoDB::Table`, as YAML.
+    pub tables: BTreeMap<String, Value>,
+    /// Function logical id → environment (Globals merged with the function's own).
+    pub env: BTreeMap<String, BTreeMap<String, EnvValue>>,
+}
+
+fn env_of(value: Option<&Value>) -> BTreeMap<String, EnvValue> {
+    let mut out = BTreeMap::new();
+    let vars = value
+        .and_then(|v| v.get("Environment"))
+        .and_then(|e| e.get("Variables"))
+        .and_then(Value::as_mapping);
+    for (k, v) in vars.into_iter().flatten() {
+        let Some(name) = k.as_str() else { continue };
+        let parsed = match v {
+            Value::Tagged(t) if t.tag == "!Ref" => {
+                t.value.as_str().map(|s| EnvValue::Ref(s.to_owned()))
+            }
+            Value::Mapping(m) => m
+                .get("Ref")
+                .and_then(Value::as_str)
+                .map(|s| EnvValue::Ref(s.to_owned())),
+            Value::String(s) => Some(EnvValue::Literal(s.clone())),
+            Value::Number(n) => Some(EnvValue::Literal(n.to_string())),
+            _ => None,
+        };
+        if let Some(p) = parsed {
+            out.insert(name.to_owned(), p);
+        }
+    }
+    out
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let doc: Value = serde_yaml::from_str(text)?;
+        let globals = doc.get("Globals").and_then(|g| g.get("Function"));
+        let resources = doc
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| TemplateError::Shape {
+                resource: "Resources".into(),
+                reason: "missing".into(),
+            })?;
+        let mut template = Template {
+            routes: Vec::new(),
+            tables: BTreeMap::new(),
+            env: BTreeMap::new(),
+        };
+        for (id, resource) in resources {
+            let id = id.as_str().unwrap_or_default().to_owned();
+            let props = resource.get("Properties");
+            match resource.get("Type").and_then(Value::as_str) {
+                Some("AWS::DynamoDB::Table") => {
+                    template
+                        .tables
+                        .insert(id, props.cloned().unwrap_or(Value::Null));
+                }
+                Some("AWS::Serverless::Function") => {
+                    let mut env = env_of(globals);
+                    env.extend(env_of(props));
+                    template.env.insert(id.clone(), env);
+                    let events = props
+                        .and_then(|p| p.get("Events"))
+                        .and_then(Value::as_mapping);
+                    for (_, event) in events.into_iter().flatten() {
+                        if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+                            continue;
+                        }
+                        let p = event.get("Properties");
+                        let field = |name: &str| {
+                            p.and_then(|p| p.get(name))
+                                .and_then(Value::as_str)
+                                .map(str::to_owned)
+                        };
+                        let (Some(method), Some(path)) = (field("Method"), field("Path")) else {
+                            return Err(TemplateError::Shape {
+                                resource: id,
+                                reason: "HttpApi event without Method and Path".into(),
+                            });
+                        };
+                        template.routes.push(Route {
+                            method: method.to_uppercase(),
+                            path,
+                            function: id.clone(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(template)
+    }
+}
