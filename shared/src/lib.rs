@@ -22,7 +22,11 @@ pub struct App {
 
 impl App {
     pub fn new(sdk: &aws_config::SdkConfig, config: config::Config) -> Self {
-        let client = aws_sdk_dynamodb::Client::new(sdk);
+        Self::with_client(aws_sdk_dynamodb::Client::new(sdk), config)
+    }
+
+    /// An app on a given DynamoDB client (tests attach interceptors to theirs).
+    pub fn with_client(client: aws_sdk_dynamodb::Client, config: config::Config) -> Self {
         Self {
             store: store::Store::new(client, config.tables.clone()),
             config,

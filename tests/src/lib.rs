@@ -1,1 +1,326 @@
+//! Test harness for the end-to-end tests: each `TestEnv` gets its own tables (created from
+//! `template.yaml` on DynamoDB Local), the runner's router for in-process requests, and two SDK
+//! interceptors — a wire-level call counter and a fault injector.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
+};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+use bytes::Bytes;
+use intake_local_runner::server::Router;
+use intake_shared::model::AccountId;
+use intake_shared::store::Store;
+use serde_json::Value;
+
+pub const OPERATOR_KEY: &str = "test-operator-key";
+
+/// Every DynamoDB request attempt that went on the wire, by operation name.
+#[derive(Debug, Clone, Default)]
+pub struct CallLog(Arc<Mutex<Vec<String>>>);
+
+impl CallLog {
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+
+    pub fn count(&self, op: &str) -> usize {
+        self.0.lock().unwrap().iter().filter(|o| *o == op).count()
+    }
+
+    pub fn total(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// Calls that write (anything but reads).
+    pub fn writes(&self) -> usize {
+        let reads = [
+            "GetItem",
+            "BatchGetItem",
+            "Query",
+            "Scan",
+            "DescribeTable",
+            "ListTables",
+        ];
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|o| !reads.contains(&o.as_str()))
+            .count()
+    }
+}
+
+fn operation(cfg: &ConfigBag) -> String {
+    cfg.load::<Metadata>()
+        .map(|m| m.name().to_owned())
+        .unwrap_or_default()
+}
+
+impl Intercept for CallLog {
+    fn name(&self) -> &'static str {
+        "CallLog"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        _: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.lock().unwrap().push(operation(cfg));
+        Ok(())
+    }
+}
+
+/// A fault the injector can answer with instead of DynamoDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `TransactionCanceledException` with `TransactionConflict` (real DynamoDB under
+    /// contention; DynamoDB Local never sends it). The transaction is NOT applied.
+    TransactionConflict,
+}
+
+#[derive(Debug, Clone)]
+struct Injected(Fault);
+
+impl Storable for Injected {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Replaces the next `n` calls of an operation with a fault. The real request is turned into
+/// a harmless `DescribeLimits` so nothing is applied, then the answer is swapped.
+#[derive(Debug, Clone, Default)]
+pub struct Faults(Arc<Mutex<BTreeMap<String, (Fault, u32)>>>);
+
+impl Faults {
+    pub fn fail_next(&self, op: &str, fault: Fault, n: u32) {
+        self.0.lock().unwrap().insert(op.to_owned(), (fault, n));
+    }
+
+    pub fn remaining(&self, op: &str) -> u32 {
+        self.0.lock().unwrap().get(op).map(|(_, n)| *n).unwrap_or(0)
+    }
+}
+
+impl Intercept for Faults {
+    fn name(&self) -> &'static str {
+        "Faults"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        ctx: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let op = operation(cfg);
+        let fault = {
+            let mut faults = self.0.lock().unwrap();
+            match faults.get_mut(&op) {
+                Some((fault, n)) if *n > 0 => {
+                    *n -= 1;
+                    Some(*fault)
+                }
+                _ => None,
+            }
+        };
+        if let Some(fault) = fault {
+            let req = ctx.request_mut();
+            req.headers_mut()
+                .insert("x-amz-target", "DynamoDB_20120810.DescribeLimits");
+            req.headers_mut().insert("content-length", "2");
+            *req.body_mut() = SdkBody::from("{}");
+            cfg.interceptor_state().store_put(Injected(fault));
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        ctx: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(Injected(Fault::TransactionConflict)) = cfg.load::<Injected>().cloned() {
+            let resp = ctx.response_mut();
+            *resp.status_mut() = 400u16.try_into()?;
+            resp.headers_mut()
+                .insert("content-type", "application/x-amz-json-1.0");
+            *resp.body_mut() = SdkBody::from(
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#,
+            );
+            cfg.interceptor_state().unset::<Injected>();
+        }
+        Ok(())
+    }
+}
+
+/// One test's private system: its own tables, router and store.
+pub struct TestEnv {
+    pub router: Router,
+    pub store: Store,
+    pub calls: CallLog,
+    pub faults: Faults,
+    pub prefix: String,
+}
+
+/// A response: status, JSON body (or `Null`), headers.
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: http::HeaderMap,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
+            .unwrap_or_else(|_| "http://127.0.0.1:8000".into());
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .load()
+            .await;
+        let (calls, faults) = (CallLog::default(), Faults::default());
+        let conf = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(endpoint)
+            .interceptor(calls.clone())
+            .interceptor(faults.clone())
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(conf);
+        let prefix = format!("t{}-", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let local = intake_local_runner::build(
+            &client,
+            &repo_root().join("template.yaml"),
+            &prefix,
+            &intake_local_runner::params(OPERATOR_KEY),
+        )
+        .await
+        .expect("local stack: start it with infra/local/test (DynamoDB Local on 127.0.0.1:8000)");
+        let store = local
+            .apps
+            .values()
+            .next()
+            .expect("a function")
+            .store
+            .clone();
+        calls.take();
+        Self {
+            router: local.router,
+            store,
+            calls,
+            faults,
+            prefix,
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let mut req = http::Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self.router.call(req.body(body.into()).unwrap()).await;
+        let (parts, bytes) = resp.into_parts();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status: parts.status.as_u16(),
+            body,
+            headers: parts.headers,
+        }
+    }
+
+    /// A JSON request with a bearer key.
+    pub async fn call(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> Reply {
+        let auth = format!("Bearer {key}");
+        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+        self.send(
+            method,
+            path,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            bytes,
+        )
+        .await
+    }
+
+    /// A new account; returns its id and admin key.
+    pub async fn account(&self, default_country: &str) -> (AccountId, String) {
+        let auth = format!("Bearer {OPERATOR_KEY}");
+        let body =
+            serde_json::json!({"name": "Test", "default_country": default_country}).to_string();
+        let r = self
+            .send("POST", "/v1/accounts", &[("authorization", &auth)], body)
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        (
+            AccountId(r.body["account_id"].as_str().unwrap().to_owned()),
+            r.body["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Every contact and identity item of an account, as `(pk, owner or id)`, sorted.
+    pub async fn snapshot(&self, account: &AccountId) -> Vec<BTreeMap<String, String>> {
+        let mut rows: Vec<BTreeMap<String, String>> = self
+            .store
+            .scan_account(account)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|item| {
+                item.into_iter()
+                    .map(|(k, v)| (k, format!("{v:?}")))
+                    .filter(|(k, _)| k != "updated_at")
+                    .collect()
+            })
+            .collect();
+        rows.sort_by(|a, b| a.get("pk").cmp(&b.get("pk")));
+        rows
+    }
+
+    /// Identity items (pk → owning contact id) of an account.
+    pub async fn identities(&self, account: &AccountId) -> BTreeMap<String, String> {
+        self.store
+            .scan_account(account)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|item| {
+                let pk = intake_shared::store::items::string_attr(&item, "pk")?;
+                let owner = intake_shared::store::items::string_attr(&item, "contact_id")?;
+                Some((pk, owner))
+            })
+            .collect()
+    }
+
+    /// Contact items of an account.
+    pub async fn contact_count(&self, account: &AccountId) -> usize {
+        let items = self.store.scan_account(account).await.unwrap();
+        items
+            .iter()
+            .filter(|i| {
+                intake_shared::store::items::string_attr(i, "sk").as_deref() == Some("CONTACT")
+            })
+            .count()
+    }
+}

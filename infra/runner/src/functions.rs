@@ -68,9 +68,9 @@ pub fn resolve_env(
 
 /// Builds one `App` per function from its resolved environment.
 pub fn app_for(
-    sdk: &aws_config::SdkConfig,
+    dynamodb: &aws_sdk_dynamodb::Client,
     env: &BTreeMap<String, String>,
 ) -> anyhow::Result<Arc<App>> {
     let config = Config::from_lookup(|name| env.get(name).cloned())?;
-    Ok(Arc::new(App::new(sdk, config)))
+    Ok(Arc::new(App::with_client(dynamodb.clone(), config)))
 }

@@ -30,17 +30,17 @@ pub struct Local {
 /// Creates the tables under `prefix` and builds a router for every route of the template.
 /// Fails when the template names a function the runner cannot host.
 pub async fn build(
-    sdk: &aws_config::SdkConfig,
+    dynamodb: &aws_sdk_dynamodb::Client,
     template_path: &Path,
     prefix: &str,
     params: &BTreeMap<String, String>,
 ) -> anyhow::Result<Local> {
     let template = template::Template::load(template_path)?;
-    tables::create_tables(&aws_sdk_dynamodb::Client::new(sdk), &template, prefix).await?;
+    tables::create_tables(dynamodb, &template, prefix).await?;
     let mut apps = BTreeMap::new();
     for function in template.env.keys() {
         let env = functions::resolve_env(&template, function, prefix, params);
-        apps.insert(function.clone(), functions::app_for(sdk, &env)?);
+        apps.insert(function.clone(), functions::app_for(dynamodb, &env)?);
     }
     let mut routes = Vec::new();
     for route in &template.routes {

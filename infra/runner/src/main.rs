@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let sdk = config::aws().await;
     let local = intake_local_runner::build(
-        &sdk,
+        &aws_sdk_dynamodb::Client::new(&sdk),
         &template,
         &prefix,
         &intake_local_runner::params(&operator),

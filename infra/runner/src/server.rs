@@ -102,19 +102,12 @@ impl Router {
             })
     }
 
-    /// Serves one HTTP request.
+    /// Serves one HTTP request from the socket.
     pub async fn dispatch(
         &self,
         req: hyper::Request<hyper::body::Incoming>,
     ) -> hyper::Response<Full<Bytes>> {
-        let started = Instant::now();
         let (parts, body) = req.into_parts();
-        let Some((entry, params)) = self.find(parts.method.as_str(), parts.uri.path()) else {
-            return plain(
-                404,
-                r#"{"error":{"code":"not_found","message":"no such route"}}"#,
-            );
-        };
         let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
             Ok(c) => c.to_bytes(),
             Err(_) => {
@@ -124,6 +117,29 @@ impl Router {
                 )
             }
         };
+        let resp = self.call(http::Request::from_parts(parts, bytes)).await;
+        let (parts, body) = resp.into_parts();
+        hyper::Response::from_parts(parts, Full::new(body))
+    }
+
+    /// Routes one request the way API Gateway would and runs its handler (also used by tests,
+    /// in process).
+    pub async fn call(&self, req: http::Request<Bytes>) -> http::Response<Bytes> {
+        let started = Instant::now();
+        let (parts, bytes) = req.into_parts();
+        let Some((entry, params)) = self.find(parts.method.as_str(), parts.uri.path()) else {
+            return plain(
+                404,
+                r#"{"error":{"code":"not_found","message":"no such route"}}"#,
+            )
+            .map(|_| Bytes::from_static(NOT_FOUND));
+        };
+        if bytes.len() > MAX_BODY_BYTES {
+            return http::Response::builder()
+                .status(413)
+                .body(Bytes::from_static(TOO_LARGE))
+                .unwrap_or_default();
+        }
         let mut query: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()) {
             query
@@ -147,15 +163,17 @@ impl Router {
             .with_request_context(RequestContext::ApiGatewayV2(ctx));
         let resp = (entry.handler)(req).await;
         tracing::info!(route = %entry.route.key(), status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
-        let (parts, body) = resp.into_parts();
-        let bytes: Vec<u8> = match body {
-            Body::Text(t) => t.into_bytes(),
-            Body::Binary(b) => b,
-            _ => Vec::new(),
-        };
-        hyper::Response::from_parts(parts, Full::new(Bytes::from(bytes)))
+        resp.map(|body| match body {
+            Body::Text(t) => Bytes::from(t),
+            Body::Binary(b) => Bytes::from(b),
+            _ => Bytes::new(),
+        })
     }
 }
+
+const NOT_FOUND: &[u8] = br#"{"error":{"code":"not_found","message":"no such route"}}"#;
+const TOO_LARGE: &[u8] =
+    br#"{"error":{"code":"too_large","message":"body is over the API Gateway limit"}}"#;
 
 fn plain(status: u16, body: &'static str) -> hyper::Response<Full<Bytes>> {
     let mut resp = hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes())));

@@ -7,11 +7,15 @@ pub mod items;
 pub mod settings;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    ConsumedCapacity, KeysAndAttributes, ReturnConsumedCapacity, TransactWriteItem,
+};
 use aws_sdk_dynamodb::Client;
 
 use items::Item;
@@ -102,6 +106,8 @@ pub enum TxOutcome {
 pub struct Store {
     client: Client,
     tables: Tables,
+    /// Capacity units consumed by reads and transactions, in thousandths.
+    capacity_milli: Arc<AtomicU64>,
 }
 
 /// Sleeps `base * 2^round` with full jitter, capped at one second.
@@ -113,7 +119,22 @@ pub async fn backoff(round: u32) {
 
 impl Store {
     pub fn new(client: Client, tables: Tables) -> Self {
-        Self { client, tables }
+        Self {
+            client,
+            tables,
+            capacity_milli: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Capacity units consumed so far by this store's batch reads and transactions.
+    pub fn consumed_capacity(&self) -> f64 {
+        self.capacity_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    fn meter(&self, consumed: &[ConsumedCapacity]) {
+        let units: f64 = consumed.iter().filter_map(|c| c.capacity_units).sum();
+        self.capacity_milli
+            .fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
     }
 
     pub fn client(&self) -> &Client {
@@ -147,9 +168,11 @@ impl Store {
                     .client
                     .batch_get_item()
                     .request_items(table, request)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(|e| StoreError::service("BatchGetItem", e))?;
+                self.meter(out.consumed_capacity());
                 if let Some(mut responses) = out.responses {
                     found.extend(responses.remove(table).unwrap_or_default());
                 }
@@ -176,10 +199,14 @@ impl Store {
             .transact_write_items()
             .set_transact_items(Some(actions))
             .client_request_token(token)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(TxOutcome::Committed),
+            Ok(out) => {
+                self.meter(out.consumed_capacity());
+                Ok(TxOutcome::Committed)
+            }
             Err(err) => {
                 if let Some(TransactWriteItemsError::TransactionCanceledException(e)) =
                     err.as_service_error()
