@@ -72,11 +72,13 @@ impl From<StoreError> for IngestError {
 }
 
 /// Counts of DynamoDB calls made by one `upsert_many`, for benchmarks and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct CallStats {
     pub waves: u32,
     pub lookups: u32,
     pub transactions: u32,
+    /// Write capacity units of the committed writes, by AWS's pricing rules.
+    pub write_units: f64,
 }
 
 /// Identity values a record carries (all of them, not only its match keys: a create claims
@@ -318,7 +320,7 @@ fn plan(
             };
             Err((
                 ContactWrite {
-                    expected_version: None,
+                    before: None,
                     after,
                     identity,
                 },
@@ -338,7 +340,7 @@ fn plan(
             };
             Err((
                 ContactWrite {
-                    expected_version: Some(before.version),
+                    before: Some(before),
                     after,
                     identity,
                 },
@@ -385,6 +387,9 @@ async fn write_all(
         match outcome {
             Ok(TxOutcome::Committed) => {
                 for p in ps {
+                    let units = store.modelled_write_units(account, &p.write)?;
+                    store.record_modelled_write_units(units);
+                    stats.write_units += units;
                     results[p.index] = Some(Ok(p.applied));
                 }
             }

@@ -11,11 +11,11 @@ use crate::rules::{IdentityKey, IdentityPlan};
 use super::items::{self, Item};
 use super::{by_pk, Store, StoreError};
 
-/// One contact write: the version it read (`None` for a create), the new state, and the
-/// identity items to claim and release in the same transaction.
+/// One contact write: the state it read (`None` for a create; its version is the condition),
+/// the new state, and the identity items to claim and release in the same transaction.
 #[derive(Debug, Clone)]
 pub struct ContactWrite {
-    pub expected_version: Option<u64>,
+    pub before: Option<Contact>,
     pub after: Contact,
     pub identity: IdentityPlan,
 }
@@ -116,7 +116,7 @@ impl Store {
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let table = &self.tables().contacts;
         let item = items::contact_to_item(account, &write.after)?;
-        let put = match write.expected_version {
+        let put = match write.before.as_ref().map(|b| b.version) {
             None => Put::builder().condition_expression("attribute_not_exists(pk)"),
             Some(v) => Put::builder()
                 .condition_expression("#v = :v")
@@ -146,6 +146,30 @@ impl Store {
             actions.push(TransactWriteItem::builder().delete(delete).build());
         }
         Ok(actions)
+    }
+
+    /// Write capacity units this write costs on AWS, by its pricing rules: a transactional
+    /// write is 2 WCU per started KB of each item; a KEYS_ONLY GSI is written (1 WCU) only when
+    /// its key attribute appears or changes. DynamoDB Local's own figure for transactions is a
+    /// constant, so benchmarks use this model.
+    pub fn modelled_write_units(
+        &self,
+        account: &AccountId,
+        write: &ContactWrite,
+    ) -> Result<f64, StoreError> {
+        let before = write.before.as_ref();
+        let item = items::contact_to_item(account, &write.after)?;
+        let mut units = 2.0 * items::item_size(&item).div_ceil(1024) as f64;
+        let email = |c: &Contact| c.email.as_ref().map(|e| e.normalized().to_owned());
+        let mobile = |c: &Contact| c.mobile.as_ref().map(|m| m.as_str().to_owned());
+        if email(&write.after) != before.and_then(email) {
+            units += 1.0;
+        }
+        if mobile(&write.after) != before.and_then(mobile) {
+            units += 1.0;
+        }
+        units += 2.0 * (write.identity.claims.len() + write.identity.releases.len()) as f64;
+        Ok(units)
     }
 
     /// Raw contact and identity items of an account, for tests and tools (a Scan: never on a

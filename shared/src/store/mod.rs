@@ -108,6 +108,8 @@ pub struct Store {
     tables: Tables,
     /// Capacity units consumed by reads and transactions, in thousandths.
     capacity_milli: Arc<AtomicU64>,
+    /// Write units of committed contact writes by AWS's pricing model, in thousandths.
+    modelled_milli: Arc<AtomicU64>,
 }
 
 /// Sleeps `base * 2^round` with full jitter, capped at one second.
@@ -123,7 +125,19 @@ impl Store {
             client,
             tables,
             capacity_milli: Arc::new(AtomicU64::new(0)),
+            modelled_milli: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Write capacity units of committed contact writes so far, by AWS's pricing model
+    /// (`modelled_write_units`): DynamoDB Local reports a constant per transaction.
+    pub fn modelled_write_capacity(&self) -> f64 {
+        self.modelled_milli.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    pub fn record_modelled_write_units(&self, units: f64) {
+        self.modelled_milli
+            .fetch_add((units * 1000.0).round() as u64, Ordering::Relaxed);
     }
 
     /// Capacity units consumed so far by this store's batch reads and transactions.

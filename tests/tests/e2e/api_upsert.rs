@@ -145,7 +145,10 @@ async fn api_batch_of_100_new_contacts_uses_a_bounded_number_of_calls() {
     let (account, key) = env.account("NO").await;
     let contacts: Vec<Value> = (0..100).map(|i| json!({"mobile": format!("4{:07}", 1_000_000 + i), "email": format!("p{i}@example.no")})).collect();
     env.calls.take();
-    let before = env.store.consumed_capacity();
+    let (before, before_model) = (
+        env.store.consumed_capacity(),
+        env.store.modelled_write_capacity(),
+    );
     let r = env
         .call(
             "POST",
@@ -162,14 +165,21 @@ async fn api_batch_of_100_new_contacts_uses_a_bounded_number_of_calls() {
         r.body
     );
     let calls = env.calls.take();
-    let capacity = env.store.consumed_capacity() - before;
+    let reported = env.store.consumed_capacity() - before;
+    let modelled = env.store.modelled_write_capacity() - before_model;
     println!(
-        "batch of 100 new contacts: {} DynamoDB calls ({} TransactWriteItems, {} BatchGetItem), {:.1} capacity units = {:.2} per contact",
+        "batch of 100 new contacts: {} DynamoDB calls ({} TransactWriteItems, {} BatchGetItem); write units by AWS pricing {:.1} = {:.2} per contact; DynamoDB Local reported {:.1}",
         calls.len(),
         calls.iter().filter(|c| *c == "TransactWriteItems").count(),
         calls.iter().filter(|c| *c == "BatchGetItem").count(),
-        capacity,
-        capacity / 100.0
+        modelled,
+        modelled / 100.0,
+        reported
+    );
+    assert_eq!(
+        modelled,
+        100.0 * (2.0 + 2.0 + 2.0 * 2.0),
+        "per contact: its item, two GSI entries, two identity items"
     );
     assert!(calls.len() <= 8, "{calls:?}");
     assert_eq!(env.contact_count(&account).await, 100);
