@@ -201,6 +201,9 @@ fn split_by_identity(records: &[Incoming], pending: &[usize]) -> (Vec<usize>, Ve
     (wave, rest)
 }
 
+/// A record of a wave, its identity owners and what it matched.
+type Matched = (usize, Owners, Option<(ContactId, KeyField)>);
+
 struct WaveOut {
     deferred: Vec<usize>,
     retry: Vec<usize>,
@@ -228,7 +231,7 @@ async fn run_wave(
     };
     stats.lookups += 1;
 
-    let mut matched: Vec<(usize, Owners, Option<(ContactId, KeyField)>)> = Vec::new();
+    let mut matched: Vec<Matched> = Vec::new();
     for &i in wave {
         let o = owners_of(&records[i], &owners);
         match rules::find_match(&records[i], policy.matching, &o) {
@@ -278,8 +281,8 @@ async fn run_wave(
             policy.default_country.as_deref(),
         );
         match plan(decision, &o, &new_ids[i]) {
-            Ok(applied) => results[i] = Some(Ok(applied)),
-            Err((write, applied)) => planned.push(Planned {
+            Step::Done(applied) => results[i] = Some(Ok(applied)),
+            Step::Write(write, applied) => planned.push(Planned {
                 index: i,
                 write,
                 applied,
@@ -290,12 +293,15 @@ async fn run_wave(
     Ok(WaveOut { deferred, retry })
 }
 
-/// Turns a decision into either a finished result (unchanged: nothing to write) or a write.
-fn plan(
-    decision: Decision,
-    owners: &Owners,
-    new_id: &ContactId,
-) -> Result<Applied, (ContactWrite, Applied)> {
+/// A decision turned into work: finished (unchanged, nothing to write) or a write to make.
+#[allow(clippy::large_enum_variant)] // transient, one per record; boxing would only allocate
+enum Step {
+    Done(Applied),
+    Write(ContactWrite, Applied),
+}
+
+/// Turns a decision into a finished result or a write.
+fn plan(decision: Decision, owners: &Owners, new_id: &ContactId) -> Step {
     match decision {
         Decision::Unchanged { contact, on } => {
             // A create whose answer was lost finds itself on the retry: still "created".
@@ -305,7 +311,7 @@ fn plan(
                 Outcome::Unchanged
             };
             let matched_on = (outcome == Outcome::Unchanged).then_some(on);
-            Ok(Applied {
+            Step::Done(Applied {
                 contact,
                 outcome,
                 matched_on,
@@ -318,14 +324,14 @@ fn plan(
                 outcome: Outcome::Created,
                 matched_on: None,
             };
-            Err((
+            Step::Write(
                 ContactWrite {
                     before: None,
                     after,
                     identity,
                 },
                 applied,
-            ))
+            )
         }
         Decision::Update {
             before,
@@ -338,14 +344,14 @@ fn plan(
                 outcome: Outcome::Updated,
                 matched_on: Some(on),
             };
-            Err((
+            Step::Write(
                 ContactWrite {
                     before: Some(before),
                     after,
                     identity,
                 },
                 applied,
-            ))
+            )
         }
     }
 }

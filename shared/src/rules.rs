@@ -295,6 +295,7 @@ pub fn create(
 
 /// What the rules decided for one record.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // transient, one per record; boxing would only allocate
 pub enum Decision {
     Create(Contact),
     Update {
@@ -486,7 +487,8 @@ mod tests {
         let m = Some("41234567");
         let existing = |x: &str, on| Ok(Match::Existing { id: id(x), on });
         let no_id = |keys: &str| Err(RuleError::NoIdentifier { keys: keys.into() });
-        let cases: Vec<(&str, Incoming, Matching, Owners, Result<Match, RuleError>)> = vec![
+        type Case = (&'static str, Incoming, Matching, Owners, Result<Match, RuleError>);
+        let cases: Vec<Case> = vec![
             (
                 "R-IMP-2 primary found",
                 rec(e, m),

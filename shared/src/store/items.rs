@@ -183,6 +183,31 @@ pub fn string_attr(item: &Item, name: &str) -> Option<String> {
     }
 }
 
+/// An item's size as DynamoDB bills it: attribute names plus values (strings by UTF-8 length,
+/// numbers about one byte per two digits, maps and lists with 3 bytes of overhead plus their
+/// elements and 1 byte per element).
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(l) => 3 + l.iter().map(|e| 1 + value_size(e)).sum::<usize>(),
+        AttributeValue::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, e)| 1 + k.len() + value_size(e))
+                .sum::<usize>()
+        }
+        AttributeValue::Ss(s) => s.iter().map(String::len).sum(),
+        AttributeValue::B(b) => b.as_ref().len(),
+        _ => 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,27 +273,3 @@ mod tests {
     }
 }
 
-/// An item's size as DynamoDB bills it: attribute names plus values (strings by UTF-8 length,
-/// numbers about one byte per two digits, maps and lists with 3 bytes of overhead plus their
-/// elements and 1 byte per element).
-pub fn item_size(item: &Item) -> usize {
-    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
-}
-
-fn value_size(v: &AttributeValue) -> usize {
-    match v {
-        AttributeValue::S(s) => s.len(),
-        AttributeValue::N(n) => n.len().div_ceil(2) + 1,
-        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
-        AttributeValue::L(l) => 3 + l.iter().map(|e| 1 + value_size(e)).sum::<usize>(),
-        AttributeValue::M(m) => {
-            3 + m
-                .iter()
-                .map(|(k, e)| 1 + k.len() + value_size(e))
-                .sum::<usize>()
-        }
-        AttributeValue::Ss(s) => s.iter().map(String::len).sum(),
-        AttributeValue::B(b) => b.as_ref().len(),
-        _ => 1,
-    }
-}
