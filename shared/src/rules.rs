@@ -487,7 +487,13 @@ mod tests {
         let m = Some("41234567");
         let existing = |x: &str, on| Ok(Match::Existing { id: id(x), on });
         let no_id = |keys: &str| Err(RuleError::NoIdentifier { keys: keys.into() });
-        type Case = (&'static str, Incoming, Matching, Owners, Result<Match, RuleError>);
+        type Case = (
+            &'static str,
+            Incoming,
+            Matching,
+            Owners,
+            Result<Match, RuleError>,
+        );
         let cases: Vec<Case> = vec![
             (
                 "R-IMP-2 primary found",

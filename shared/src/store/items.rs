@@ -272,4 +272,3 @@ mod tests {
         assert!(identity_pk(&a, &IdentityKey::Mobile("+47".into())).starts_with("ACC#acc#"));
     }
 }
-

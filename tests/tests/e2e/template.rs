@@ -75,3 +75,27 @@ async fn runner_creates_tables_with_template_gsis_when_started() {
     gsis.sort();
     assert_eq!(gsis, ["by-email", "by-mobile"]);
 }
+
+#[test]
+fn openapi_describes_exactly_the_template_routes() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let spec: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("openapi.yaml")).unwrap()).unwrap();
+    let mut documented: Vec<String> = Vec::new();
+    for (path, ops) in spec["paths"].as_mapping().unwrap() {
+        for (method, _) in ops.as_mapping().unwrap() {
+            documented.push(format!(
+                "{} {}",
+                method.as_str().unwrap().to_uppercase(),
+                path.as_str().unwrap()
+            ));
+        }
+    }
+    let mut served: Vec<String> = template().routes.iter().map(|r| r.key()).collect();
+    documented.sort();
+    served.sort();
+    assert_eq!(
+        documented, served,
+        "openapi.yaml and template.yaml disagree"
+    );
+}
