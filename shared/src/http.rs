@@ -179,3 +179,21 @@ pub fn route_key(req: &Request) -> Option<String> {
         _ => None,
     }
 }
+
+/// The `main` of every HTTP Lambda: telemetry, configuration and SDK clients once per cold
+/// start, then each request to `handle`.
+pub async fn run_lambda<F, Fut>(handle: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(std::sync::Arc<crate::App>, Request) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = Response<Body>> + Send,
+{
+    crate::telemetry::init();
+    let config = crate::config::Config::from_env()?;
+    let app = std::sync::Arc::new(crate::App::new(&crate::config::aws().await, config));
+    let handle = &handle;
+    lambda_http::run(lambda_http::service_fn(move |req: Request| {
+        let app = app.clone();
+        async move { Ok::<_, lambda_http::Error>(handle(app, req).await) }
+    }))
+    .await
+}

@@ -43,25 +43,16 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
     let principal = authenticate(&app.store, header(req, "authorization")).await?;
-    match route_key(req).as_deref() {
-        Some("PUT /v1/contacts") => {
-            idempotency::guard(
-                &app.store,
-                &principal.account_id,
-                req,
-                Utc::now().timestamp(),
-                || async { respond(upsert(app, &principal, req).await) },
-            )
-            .await
-        }
-        Some("POST /v1/contacts:batchUpsert") => {
-            idempotency::guard(
-                &app.store,
-                &principal.account_id,
-                req,
-                Utc::now().timestamp(),
-                || async { respond(batch(app, &principal, req).await) },
-            )
+    let route = route_key(req);
+    match route.as_deref() {
+        Some(write @ ("PUT /v1/contacts" | "POST /v1/contacts:batchUpsert")) => {
+            let now = Utc::now().timestamp();
+            idempotency::guard(&app.store, &principal.account_id, req, now, || async {
+                respond(match write {
+                    "PUT /v1/contacts" => upsert(app, &principal, req).await,
+                    _ => batch(app, &principal, req).await,
+                })
+            })
             .await
         }
         Some("GET /v1/contacts/{id}") => get_one(app, &principal, req).await,
