@@ -112,3 +112,55 @@ mod tests {
         assert!(!is_operator(None, &h));
     }
 }
+
+/// The authorizer's answer as API Gateway passes it to handlers (`requestContext.authorizer.
+/// lambda`). The authorizer always allows and says here whether the key was good, so handlers
+/// answer 401 in the contract's error shape (an HTTP API turns a denial into a bare 403).
+pub fn authorizer_context(
+    result: &Result<Principal, AuthError>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut ctx = serde_json::Map::new();
+    match result {
+        Ok(p) => {
+            ctx.insert("authenticated".into(), true.into());
+            ctx.insert("account_id".into(), p.account_id.0.clone().into());
+            ctx.insert(
+                "role".into(),
+                serde_json::to_value(p.role).unwrap_or_default(),
+            );
+            ctx.insert("key_id".into(), p.key_id.clone().into());
+        }
+        Err(e) => {
+            ctx.insert("authenticated".into(), false.into());
+            ctx.insert("reason".into(), e.to_string().into());
+        }
+    }
+    ctx
+}
+
+/// Reads the principal back from an authorizer context.
+pub fn principal_from_context(
+    ctx: &std::collections::HashMap<String, serde_json::Value>,
+) -> Result<Principal, AuthError> {
+    if ctx.get("authenticated").and_then(|v| v.as_bool()) != Some(true) {
+        let missing =
+            ctx.get("reason").and_then(|r| r.as_str()) == Some(&AuthError::Missing.to_string());
+        return Err(if missing {
+            AuthError::Missing
+        } else {
+            AuthError::Invalid
+        });
+    }
+    let text = |k: &str| {
+        ctx.get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .ok_or(AuthError::Invalid)
+    };
+    Ok(Principal {
+        account_id: AccountId(text("account_id")?),
+        role: serde_json::from_value(ctx.get("role").cloned().unwrap_or_default())
+            .map_err(|_| AuthError::Invalid)?,
+        key_id: text("key_id")?,
+    })
+}

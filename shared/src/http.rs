@@ -158,6 +158,18 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters().first(name).map(str::to_owned)
 }
 
+/// The caller, as the authorizer established it (401 when it did not).
+pub fn principal(req: &Request) -> Result<Principal, ApiError> {
+    let fields = match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => {
+            ctx.authorizer.as_ref().map(|a| &a.fields)
+        }
+        _ => None,
+    };
+    let fields = fields.ok_or_else(|| ApiError::from(AuthError::Missing))?;
+    crate::auth::principal_from_context(fields).map_err(ApiError::from)
+}
+
 /// Refuses non-admin keys (R-OPS-1).
 pub fn require_admin(p: &Principal) -> Result<(), ApiError> {
     match p.role {

@@ -33,7 +33,7 @@ fn response_body(resp: &Response<Body>) -> String {
     }
 }
 
-/// Runs `handler` at most once per (account, key); replays its answer to retries.
+/// Runs `handler` at most once per (account, `Idempotency-Key`); replays its answer to retries.
 pub async fn guard<F, Fut>(
     store: &Store,
     account: &AccountId,
@@ -45,7 +45,23 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Response<Body>>,
 {
-    let Some(key) = header(req, HEADER).map(str::trim).filter(|k| !k.is_empty()) else {
+    guard_key(store, account, header(req, HEADER), req, now, handler).await
+}
+
+/// As `guard`, with the key given (forms use their delivery id).
+pub async fn guard_key<F, Fut>(
+    store: &Store,
+    account: &AccountId,
+    key: Option<&str>,
+    req: &Request,
+    now: i64,
+    handler: F,
+) -> Result<Response<Body>, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Response<Body>>,
+{
+    let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
         return Ok(handler().await);
     };
     if key.len() > KEY_MAX_LEN {

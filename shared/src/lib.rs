@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod forms;
 pub mod http;
 pub mod idempotency;
 pub mod incoming;
@@ -10,6 +11,7 @@ pub mod ingest;
 pub mod model;
 pub mod normalize;
 pub mod rules;
+pub mod settings;
 pub mod store;
 pub mod telemetry;
 

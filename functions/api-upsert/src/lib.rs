@@ -3,9 +3,9 @@
 //! account; matching and writing happen in `intake_shared::ingest`.
 
 use chrono::Utc;
-use intake_shared::auth::{authenticate, Principal};
+use intake_shared::auth::Principal;
 use intake_shared::http::{
-    header, json, json_body, path_param, query_param, respond, route_key, ApiError,
+    json, json_body, path_param, principal, query_param, respond, route_key, ApiError,
 };
 use intake_shared::incoming::{ContactInput, Incoming};
 use intake_shared::ingest::{self, Applied, Policy};
@@ -42,30 +42,28 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
-    let principal = authenticate(&app.store, header(req, "authorization")).await?;
+    let caller = principal(req)?;
     let route = route_key(req);
     match route.as_deref() {
         Some(write @ ("PUT /v1/contacts" | "POST /v1/contacts:batchUpsert")) => {
             let now = Utc::now().timestamp();
-            idempotency::guard(&app.store, &principal.account_id, req, now, || async {
+            idempotency::guard(&app.store, &caller.account_id, req, now, || async {
                 respond(match write {
-                    "PUT /v1/contacts" => upsert(app, &principal, req).await,
-                    _ => batch(app, &principal, req).await,
+                    "PUT /v1/contacts" => upsert(app, &caller, req).await,
+                    _ => batch(app, &caller, req).await,
                 })
             })
             .await
         }
-        Some("GET /v1/contacts/{id}") => get_one(app, &principal, req).await,
-        Some("GET /v1/contacts") => lookup(app, &principal, req).await,
+        Some("GET /v1/contacts/{id}") => get_one(app, &caller, req).await,
+        Some("GET /v1/contacts") => lookup(app, &caller, req).await,
         _ => Err(ApiError::not_found()),
     }
 }
 
 async fn default_country(app: &App, p: &Principal) -> Result<Option<Country>, ApiError> {
     let account = app.store.account(&p.account_id).await?;
-    Ok(account
-        .and_then(|a| a.default_country)
-        .and_then(|c| Country::parse(&c).ok()))
+    Ok(account.and_then(|a| a.settings.country()))
 }
 
 fn policy(keys: Option<MatchKeys>) -> Result<Policy, ApiError> {

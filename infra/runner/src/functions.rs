@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use intake_shared::config::Config;
+use intake_shared::store::StoreError;
 use intake_shared::App;
 use lambda_http::{Body, Request, Response};
 
@@ -17,7 +18,35 @@ pub type Handler =
     Arc<dyn Fn(Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync>;
 
 /// Every function the runner can host, by logical id.
-pub const FUNCTIONS: &[&str] = &["ApiUpsertFunction", "AccountsFunction"];
+pub const FUNCTIONS: &[&str] = &[
+    "ApiUpsertFunction",
+    "AccountsFunction",
+    "ManualCreateFunction",
+    "FormSubmissionFunction",
+    "AuthorizerFunction",
+];
+
+/// An authorizer: the `Authorization` header in, API Gateway's simple response out.
+pub type Authorizer = Arc<
+    dyn Fn(
+            Option<String>,
+        ) -> Pin<Box<dyn Future<Output = Result<SimpleResponse, StoreError>> + Send>>
+        + Send
+        + Sync,
+>;
+pub type SimpleResponse =
+    lambda_http::aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerSimpleResponse;
+
+/// The authorizer function `function`, or `None` when it is not one.
+pub fn authorizer(function: &str, app: Arc<App>) -> Option<Authorizer> {
+    match function {
+        "AuthorizerFunction" => Some(Arc::new(move |header: Option<String>| {
+            let app = app.clone();
+            Box::pin(async move { intake_authorizer::authorize(&app, header.as_deref()).await })
+        })),
+        _ => None,
+    }
+}
 
 fn wrap<F, Fut>(app: Arc<App>, f: F) -> Handler
 where
@@ -39,6 +68,12 @@ pub fn handler(function: &str, app: Arc<App>) -> Option<Handler> {
         })),
         "AccountsFunction" => Some(wrap(app, |app, req| async move {
             intake_accounts::handle(&app, req).await
+        })),
+        "ManualCreateFunction" => Some(wrap(app, |app, req| async move {
+            intake_manual_create::handle(&app, req).await
+        })),
+        "FormSubmissionFunction" => Some(wrap(app, |app, req| async move {
+            intake_form_submission::handle(&app, req).await
         })),
         _ => None,
     }

@@ -50,7 +50,20 @@ pub async fn build(
             .ok_or_else(|| anyhow::anyhow!("route {} names unknown function", route.key()))?;
         let handler = functions::handler(&route.function, app)
             .ok_or_else(|| anyhow::anyhow!("runner cannot host function {}", route.function))?;
-        routes.push((route.clone(), handler));
+        let authorizer = match &route.authorizer {
+            Some(f) => {
+                let app = apps
+                    .get(f)
+                    .cloned()
+                    .ok_or_else(|| anyhow::anyhow!("unknown authorizer {f}"))?;
+                Some(
+                    functions::authorizer(f, app)
+                        .ok_or_else(|| anyhow::anyhow!("{f} is not an authorizer"))?,
+                )
+            }
+            None => None,
+        };
+        routes.push((route.clone(), handler, authorizer));
     }
     Ok(Local {
         router: server::Router::new(routes),

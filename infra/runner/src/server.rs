@@ -16,7 +16,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 use tokio::net::TcpListener;
 
-use crate::functions::Handler;
+use crate::functions::{Authorizer, Handler};
 use crate::template::Route;
 
 /// API Gateway's payload limit.
@@ -31,7 +31,12 @@ struct Entry {
     route: Route,
     segments: Vec<Segment>,
     handler: Handler,
+    authorizer: Option<Authorizer>,
 }
+
+/// The client address of a request, as API Gateway reports it in `sourceIp`.
+#[derive(Debug, Clone)]
+pub struct SourceIp(pub String);
 
 /// Routes requests to handlers.
 #[derive(Clone)]
@@ -59,13 +64,14 @@ fn decode(s: &str) -> String {
 }
 
 impl Router {
-    pub fn new(routes: Vec<(Route, Handler)>) -> Self {
+    pub fn new(routes: Vec<(Route, Handler, Option<Authorizer>)>) -> Self {
         let mut entries: Vec<Entry> = routes
             .into_iter()
-            .map(|(route, handler)| Entry {
+            .map(|(route, handler, authorizer)| Entry {
                 segments: segments(&route.path),
                 route,
                 handler,
+                authorizer,
             })
             .collect();
         // Most specific first: more literal segments win, as in API Gateway.
@@ -106,8 +112,10 @@ impl Router {
     pub async fn dispatch(
         &self,
         req: hyper::Request<hyper::body::Incoming>,
+        peer: std::net::SocketAddr,
     ) -> hyper::Response<Full<Bytes>> {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(SourceIp(peer.ip().to_string()));
         let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
             Ok(c) => c.to_bytes(),
             Err(_) => {
@@ -152,6 +160,48 @@ impl Router {
         ctx.route_key = Some(entry.route.key());
         ctx.http.method = parts.method.clone();
         ctx.http.path = Some(parts.uri.path().to_owned());
+        ctx.http.source_ip = Some(
+            parts
+                .extensions
+                .get::<SourceIp>()
+                .map(|s| s.0.clone())
+                .unwrap_or_else(|| "127.0.0.1".into()),
+        );
+        if let Some(authorize) = &entry.authorizer {
+            let header = parts
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            match authorize(header).await {
+                Ok(answer) if answer.is_authorized => {
+                    let mut auth =
+                        lambda_http::aws_lambda_events::apigw::ApiGatewayRequestAuthorizer::default(
+                        );
+                    if let serde_json::Value::Object(fields) = answer.context {
+                        auth.fields = fields.into_iter().collect();
+                    }
+                    ctx.authorizer = Some(auth);
+                }
+                Ok(_) => {
+                    return http::Response::builder()
+                        .status(403)
+                        .header("content-type", "application/json")
+                        .body(Bytes::from_static(br#"{"message":"Forbidden"}"#))
+                        .unwrap_or_default()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "authorizer failed");
+                    return http::Response::builder()
+                        .status(500)
+                        .header("content-type", "application/json")
+                        .body(Bytes::from_static(
+                            br#"{"message":"Internal Server Error"}"#,
+                        ))
+                        .unwrap_or_default();
+                }
+            }
+        }
         let body = if bytes.is_empty() {
             Body::Empty
         } else {
@@ -189,12 +239,12 @@ fn plain(status: u16, body: &'static str) -> hyper::Response<Full<Bytes>> {
 /// Accepts connections forever.
 pub async fn serve(listener: TcpListener, router: Router) -> anyhow::Result<()> {
     loop {
-        let (stream, _) = listener.accept().await?;
+        let (stream, peer) = listener.accept().await?;
         let router = router.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let router = router.clone();
-                async move { Ok::<_, Infallible>(router.dispatch(req).await) }
+                async move { Ok::<_, Infallible>(router.dispatch(req, peer).await) }
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)

@@ -26,6 +26,9 @@ pub struct Route {
     pub method: String,
     pub path: String,
     pub function: String,
+    /// The authorizer function guarding the route (the API's default unless the event says
+    /// `Auth: {Authorizer: NONE}`).
+    pub authorizer: Option<String>,
 }
 
 impl Route {
@@ -79,6 +82,22 @@ fn env_of(value: Option<&Value>) -> BTreeMap<String, EnvValue> {
     out
 }
 
+/// The function behind the HTTP API's default Lambda authorizer (`FunctionArn: !GetAtt X.Arn`).
+fn default_authorizer(resources: &serde_yaml::Mapping) -> Option<String> {
+    let auth = resources
+        .values()
+        .find(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::HttpApi"))?
+        .get("Properties")?
+        .get("Auth")?;
+    let name = auth.get("DefaultAuthorizer")?.as_str()?;
+    let arn = auth.get("Authorizers")?.get(name)?.get("FunctionArn")?;
+    let target = match arn {
+        Value::Tagged(t) if t.tag == "!GetAtt" => t.value.as_str()?.to_owned(),
+        other => other.get("Fn::GetAtt")?.get(0)?.as_str()?.to_owned() + ".Arn",
+    };
+    target.strip_suffix(".Arn").map(str::to_owned)
+}
+
 impl Template {
     pub fn load(path: &Path) -> Result<Self, TemplateError> {
         let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Read {
@@ -103,6 +122,7 @@ impl Template {
             tables: BTreeMap::new(),
             env: BTreeMap::new(),
         };
+        let default_authorizer = default_authorizer(resources);
         for (id, resource) in resources {
             let id = id.as_str().unwrap_or_default().to_owned();
             let props = resource.get("Properties");
@@ -135,10 +155,20 @@ impl Template {
                                 reason: "HttpApi event without Method and Path".into(),
                             });
                         };
+                        let opted_out = p
+                            .and_then(|p| p.get("Auth"))
+                            .and_then(|a| a.get("Authorizer"))
+                            .and_then(Value::as_str)
+                            == Some("NONE");
                         template.routes.push(Route {
                             method: method.to_uppercase(),
                             path,
                             function: id.clone(),
+                            authorizer: if opted_out {
+                                None
+                            } else {
+                                default_authorizer.clone()
+                            },
                         });
                     }
                 }

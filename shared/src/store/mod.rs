@@ -3,6 +3,7 @@
 //! account; uniqueness is decided by conditions on identity items, never by reading a GSI.
 
 pub mod contacts;
+pub mod forms;
 pub mod items;
 pub mod settings;
 
@@ -241,6 +242,46 @@ impl Store {
                 Err(StoreError::service("TransactWriteItems", err))
             }
         }
+    }
+
+    /// BatchWriteItem puts in calls of `BATCH_WRITE_MAX_ITEMS`, retrying `UnprocessedItems`
+    /// with backoff and a bound.
+    pub async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        for chunk in items.chunks(BATCH_WRITE_MAX_ITEMS) {
+            let mut pending: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                let put = PutRequest::builder()
+                    .set_item(Some(item.clone()))
+                    .build()
+                    .map_err(|e| StoreError::Build(e.to_string()))?;
+                pending.push(WriteRequest::builder().put_request(put).build());
+            }
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round == UNPROCESSED_MAX_ROUNDS {
+                    return Err(StoreError::Unprocessed {
+                        op: "BatchWriteItem",
+                    });
+                }
+                if round > 0 {
+                    backoff(round).await;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(table, std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::service("BatchWriteItem", e))?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(table))
+                    .unwrap_or_default();
+                round += 1;
+            }
+        }
+        Ok(())
     }
 
     /// Every item of a GSI partition (all pages).

@@ -2,22 +2,24 @@
 //! idempotency records for retried API requests.
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::AccountId;
+use crate::settings::Settings;
 
 use super::items::{self, Item};
-use super::{Store, StoreError};
+use super::{Store, StoreError, TxOutcome};
 
-/// A tenant.
+/// A tenant and its settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub account_id: AccountId,
     pub name: String,
-    pub default_country: Option<String>,
     pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub settings: Settings,
 }
 
 /// What a key may do.
@@ -61,6 +63,16 @@ fn api_key_pk(hash: &str) -> String {
     format!("APIKEY#{hash}")
 }
 
+fn key_id_pk(account: &AccountId, key_id: &str) -> String {
+    format!("ACC#{}#KEYID#{key_id}", account.0)
+}
+
+/// Points from a key's id to its hash, so an account can revoke a key it cannot see.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyPointer {
+    key_hash: String,
+}
+
 fn idempotency_pk(account: &AccountId, key: &str) -> String {
     format!("ACC#{}#IDEM#{key}", account.0)
 }
@@ -97,31 +109,109 @@ impl Store {
         key_hash: &str,
         key: &ApiKeyRecord,
     ) -> Result<(), StoreError> {
-        let table = &self.tables().settings;
-        let put = |item| {
-            aws_sdk_dynamodb::types::Put::builder()
-                .table_name(table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map(|p| {
-                    aws_sdk_dynamodb::types::TransactWriteItem::builder()
-                        .put(p)
-                        .build()
-                })
-                .map_err(|e| StoreError::Build(e.to_string()))
+        let mut actions = vec![self.put_new(with_key(
+            account_pk(&account.account_id),
+            "ACCOUNT",
+            account,
+        )?)?];
+        actions.extend(self.key_actions(key_hash, key)?);
+        self.commit(actions, &key.key_id).await
+    }
+
+    /// Stores a new API key (hash and id pointer) for its account.
+    pub async fn create_api_key(
+        &self,
+        key_hash: &str,
+        key: &ApiKeyRecord,
+    ) -> Result<(), StoreError> {
+        let actions = self.key_actions(key_hash, key)?;
+        self.commit(actions, &key.key_id).await
+    }
+
+    /// Marks a key revoked; `false` when the account has no key with that id.
+    pub async fn revoke_api_key(
+        &self,
+        account: &AccountId,
+        key_id: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(item) = self
+            .get(
+                &self.tables().settings,
+                items::key(key_id_pk(account, key_id), "KEYID"),
+            )
+            .await?
+        else {
+            return Ok(false);
         };
-        let actions = vec![
-            put(with_key(
-                account_pk(&account.account_id),
-                "ACCOUNT",
-                account,
+        let pointer: KeyPointer = decode(item)?;
+        self.client()
+            .update_item()
+            .table_name(&self.tables().settings)
+            .set_key(Some(items::key(api_key_pk(&pointer.key_hash), "APIKEY")))
+            .update_expression("SET revoked = :t")
+            .condition_expression("account_id = :a")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":a", AttributeValue::S(account.0.clone()))
+            .send()
+            .await
+            .map_err(|e| StoreError::service("UpdateItem", e))?;
+        Ok(true)
+    }
+
+    /// Replaces an account's settings.
+    pub async fn put_settings(
+        &self,
+        account: &AccountId,
+        settings: &Settings,
+    ) -> Result<(), StoreError> {
+        let value = serde_dynamo::to_attribute_value(settings)
+            .map_err(|e| StoreError::Encode(e.to_string()))?;
+        self.client()
+            .update_item()
+            .table_name(&self.tables().settings)
+            .set_key(Some(items::key(account_pk(account), "ACCOUNT")))
+            .update_expression("SET settings = :s")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":s", value)
+            .send()
+            .await
+            .map_err(|e| StoreError::service("UpdateItem", e))?;
+        Ok(())
+    }
+
+    fn key_actions(
+        &self,
+        key_hash: &str,
+        key: &ApiKeyRecord,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let pointer = KeyPointer {
+            key_hash: key_hash.to_owned(),
+        };
+        Ok(vec![
+            self.put_new(with_key(api_key_pk(key_hash), "APIKEY", key)?)?,
+            self.put_new(with_key(
+                key_id_pk(&key.account_id, &key.key_id),
+                "KEYID",
+                &pointer,
             )?)?,
-            put(with_key(api_key_pk(key_hash), "APIKEY", key)?)?,
-        ];
-        match self.transact(actions, &key.key_id).await? {
-            super::TxOutcome::Committed => Ok(()),
-            super::TxOutcome::Cancelled(reasons) => Err(StoreError::Service {
+        ])
+    }
+
+    /// A transactional put that only creates.
+    fn put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables().settings)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Build(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn commit(&self, actions: Vec<TransactWriteItem>, token: &str) -> Result<(), StoreError> {
+        match self.transact(actions, token).await? {
+            TxOutcome::Committed => Ok(()),
+            TxOutcome::Cancelled(reasons) => Err(StoreError::Service {
                 op: "TransactWriteItems",
                 code: "TransactionCanceled".into(),
                 source: format!("{reasons:?}").into(),
