@@ -33,7 +33,7 @@ impl Default for Vocabulary {
 impl Vocabulary {
     /// Reads a cell (R-WIZ-6): trimmed, case-insensitive; empty is `None` (untouched);
     /// a word in neither list is an error.
-    pub fn read(&self, raw: &str) -> Result<Option<ConsentStatus>, ()> {
+    pub fn read(&self, raw: &str) -> Result<Option<ConsentStatus>, UnknownWord> {
         let v = raw.trim();
         if v.is_empty() {
             return Ok(None);
@@ -45,9 +45,26 @@ impl Vocabulary {
         } else if is(&self.opted_out) {
             Ok(Some(ConsentStatus::OptedOut))
         } else {
-            Err(())
+            Err(UnknownWord {
+                word: raw.trim().to_owned(),
+                known: self
+                    .opted_in
+                    .iter()
+                    .chain(&self.opted_out)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
         }
     }
+}
+
+/// An opt-in value in neither list of the vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unrecognised opt-in value {word:?}: expected one of {known}")]
+pub struct UnknownWord {
+    pub word: String,
+    pub known: String,
 }
 
 /// Vocabularies of both consent channels.
@@ -220,7 +237,11 @@ mod tests {
         assert_eq!(v.read("FALSE"), Ok(Some(ConsentStatus::OptedOut)));
         assert_eq!(v.read("no"), Ok(Some(ConsentStatus::OptedOut)));
         assert_eq!(v.read(""), Ok(None));
-        assert_eq!(v.read("maybe"), Err(()));
+        assert!(v
+            .read("maybe")
+            .unwrap_err()
+            .to_string()
+            .contains("\"maybe\""));
     }
 
     #[test]
@@ -230,7 +251,7 @@ mod tests {
             opted_out: vec!["OptOut".into()],
         };
         assert_eq!(v.read("optin"), Ok(Some(ConsentStatus::OptedIn)));
-        assert_eq!(v.read("yes"), Err(()));
+        assert!(v.read("yes").is_err());
     }
 
     #[test]
