@@ -83,36 +83,6 @@ pub fn is_operator(header: Option<&str>, operator_hash: &str) -> bool {
         .is_some_and(|t| constant_time_eq(hash_key(t).as_bytes(), operator_hash.as_bytes()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bearer_extracts_token_when_scheme_any_case() {
-        assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
-        assert_eq!(bearer(Some("bearer  abc ")), Some("abc"));
-        assert_eq!(bearer(Some("Basic abc")), None);
-        assert_eq!(bearer(Some("Bearer ")), None);
-        assert_eq!(bearer(None), None);
-    }
-
-    #[test]
-    fn generated_keys_differ_and_only_hash_matches_when_created() {
-        let (a, b) = (generate_key(), generate_key());
-        assert_ne!(a.clear, b.clear);
-        assert_eq!(hash_key(&a.clear), a.hash);
-        assert!(!a.hash.contains(&a.clear));
-    }
-
-    #[test]
-    fn operator_check_fails_when_key_differs() {
-        let h = hash_key("op");
-        assert!(is_operator(Some("Bearer op"), &h));
-        assert!(!is_operator(Some("Bearer oq"), &h));
-        assert!(!is_operator(None, &h));
-    }
-}
-
 /// The authorizer's answer as API Gateway passes it to handlers (`requestContext.authorizer.
 /// lambda`). The authorizer always allows and says here whether the key was good, so handlers
 /// answer 401 in the contract's error shape (an HTTP API turns a denial into a bare 403).
@@ -163,4 +133,34 @@ pub fn principal_from_context(
             .map_err(|_| AuthError::Invalid)?,
         key_id: text("key_id")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_extracts_token_when_scheme_any_case() {
+        assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(Some("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(Some("Basic abc")), None);
+        assert_eq!(bearer(Some("Bearer ")), None);
+        assert_eq!(bearer(None), None);
+    }
+
+    #[test]
+    fn generated_keys_differ_and_only_hash_matches_when_created() {
+        let (a, b) = (generate_key(), generate_key());
+        assert_ne!(a.clear, b.clear);
+        assert_eq!(hash_key(&a.clear), a.hash);
+        assert!(!a.hash.contains(&a.clear));
+    }
+
+    #[test]
+    fn operator_check_fails_when_key_differs() {
+        let h = hash_key("op");
+        assert!(is_operator(Some("Bearer op"), &h));
+        assert!(!is_operator(Some("Bearer oq"), &h));
+        assert!(!is_operator(None, &h));
+    }
 }
