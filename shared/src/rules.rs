@@ -119,7 +119,7 @@ pub fn form_keys(incoming: &Incoming) -> MatchKeys {
     };
     MatchKeys {
         primary,
-        secondary: None,
+        secondary: Some(KeyField::Email),
     }
 }
 
@@ -473,7 +473,7 @@ mod tests {
     });
     const MOBILE_ONLY: Matching = Matching::Keys(MatchKeys {
         primary: KeyField::Mobile,
-        secondary: None,
+        secondary: Some(KeyField::Email),
     });
     const EMAIL_ONLY: Matching = Matching::Keys(MatchKeys {
         primary: KeyField::Email,

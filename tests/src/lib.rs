@@ -187,6 +187,7 @@ fn repo_root() -> PathBuf {
 
 impl TestEnv {
     pub async fn new() -> Self {
+        capture_logs();
         let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
             .unwrap_or_else(|_| "http://127.0.0.1:8000".into());
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -317,5 +318,112 @@ impl TestEnv {
                 intake_shared::store::items::string_attr(i, "sk").as_deref() == Some("CONTACT")
             })
             .count()
+    }
+}
+
+/// Captures every log line of the test process as JSON in `target/e2e-logs.jsonl` (debug for
+/// the project's crates), so `infra/local/scan_logs.py` can check that no email, phone number
+/// or name ever reaches a log.
+pub fn capture_logs() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let path = std::env::var("INTAKE_TEST_LOG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join("target/e2e-logs.jsonl"));
+        let Ok(file) = std::fs::File::create(&path) else {
+            return;
+        };
+        let crates = [
+            "intake_shared",
+            "intake_api_upsert",
+            "intake_accounts",
+            "intake_authorizer",
+            "intake_manual_create",
+            "intake_form_submission",
+            "intake_local_runner",
+        ];
+        let directives = crates
+            .iter()
+            .map(|c| format!("{c}=debug"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+                "info,{directives}"
+            )))
+            .with_writer(Mutex::new(file))
+            .try_init();
+    });
+}
+
+/// A created form: id and secret.
+pub struct TestForm {
+    pub id: String,
+    pub secret: String,
+}
+
+impl TestEnv {
+    /// A new key of `role` for the account of `admin_key`; returns (key id, key).
+    pub async fn key(&self, admin_key: &str, role: &str) -> (String, String) {
+        let r = self
+            .call(
+                "POST",
+                "/v1/api-keys",
+                admin_key,
+                Some(serde_json::json!({"role": role, "name": "t"})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        (
+            r.body["id"].as_str().unwrap().to_owned(),
+            r.body["api_key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn form(&self, admin_key: &str, list_id: Option<&str>) -> TestForm {
+        let r = self
+            .call(
+                "POST",
+                "/v1/forms",
+                admin_key,
+                Some(serde_json::json!({"name": "Signup", "list_id": list_id})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        TestForm {
+            id: r.body["id"].as_str().unwrap().to_owned(),
+            secret: r.body["secret"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Posts a submission signed with `secret` at `now + skew` seconds.
+    pub async fn submit(
+        &self,
+        form: &TestForm,
+        content_type: &str,
+        body: &str,
+        delivery: Option<&str>,
+        skew: i64,
+    ) -> Reply {
+        let t = chrono::Utc::now().timestamp() + skew;
+        let sig = format!(
+            "t={t},v1={}",
+            intake_shared::forms::sign(&form.secret, t, body.as_bytes())
+        );
+        let mut headers = vec![
+            ("content-type", content_type),
+            ("intake-signature", sig.as_str()),
+        ];
+        if let Some(d) = delivery {
+            headers.push(("intake-delivery-id", d));
+        }
+        self.send(
+            "POST",
+            &format!("/v1/forms/{}/submissions", form.id),
+            &headers,
+            body.to_owned(),
+        )
+        .await
     }
 }

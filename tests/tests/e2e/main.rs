@@ -1,5 +1,9 @@
 //! The one integration-test binary: end-to-end tests against DynamoDB Local through the real
 //! AWS SDK and the runner's router. Each test has its own tables.
 
+mod accounts;
 mod api_upsert;
+mod forms;
+mod isolation;
+mod manual;
 mod template;
