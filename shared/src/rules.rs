@@ -119,7 +119,7 @@ pub fn form_keys(incoming: &Incoming) -> MatchKeys {
     };
     MatchKeys {
         primary,
-        secondary: Some(KeyField::Email),
+        secondary: None,
     }
 }
 
@@ -473,7 +473,7 @@ mod tests {
     });
     const MOBILE_ONLY: Matching = Matching::Keys(MatchKeys {
         primary: KeyField::Mobile,
-        secondary: Some(KeyField::Email),
+        secondary: None,
     });
     const EMAIL_ONLY: Matching = Matching::Keys(MatchKeys {
         primary: KeyField::Email,
