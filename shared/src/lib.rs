@@ -6,6 +6,7 @@ pub mod config;
 pub mod forms;
 pub mod http;
 pub mod idempotency;
+pub mod import;
 pub mod incoming;
 pub mod ingest;
 pub mod model;

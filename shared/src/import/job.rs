@@ -1,0 +1,149 @@
+//! An import job as the wizard and the pipeline see it: status (R-WIZ-10), label (R-XLS-6),
+//! settings, counters and failure reasons.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::csv::Dialect;
+use super::mapping::ImportSettings;
+use crate::model::AccountId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Draft,
+    Validating,
+    Queued,
+    Running,
+    Completed,
+    CompletedWithErrors,
+    Failed,
+    Reverting,
+    Reverted,
+}
+
+impl JobStatus {
+    /// The wizard's tab (R-WIZ-10): in progress is listed under Draft.
+    pub fn tab(&self) -> &'static str {
+        match self {
+            Self::Draft | Self::Validating | Self::Queued | Self::Running => "draft",
+            Self::Completed | Self::CompletedWithErrors | Self::Reverting | Self::Reverted => {
+                "completed"
+            }
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::CompletedWithErrors | Self::Failed | Self::Reverted
+        )
+    }
+}
+
+/// Counts of row outcomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub blank: u64,
+    pub errors: u64,
+}
+
+impl Counts {
+    pub fn rows(&self) -> u64 {
+        self.created + self.updated + self.unchanged + self.blank + self.errors
+    }
+
+    pub fn add(&mut self, other: &Counts) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.blank += other.blank;
+        self.errors += other.errors;
+    }
+}
+
+/// A stored import job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub import_id: String,
+    pub account_id: AccountId,
+    pub number: u64,
+    /// "Import 2026-11-22 #3": stamped on every contact the import creates or changes.
+    pub label: String,
+    pub list_id: String,
+    pub file_name: String,
+    pub object_key: String,
+    pub status: JobStatus,
+    #[serde(default)]
+    pub settings: Option<ImportSettings>,
+    #[serde(default)]
+    pub dialect: Option<Dialect>,
+    #[serde(default)]
+    pub profile_id: Option<String>,
+    #[serde(default)]
+    pub rows_total: u64,
+    #[serde(default)]
+    pub rows_done: u64,
+    #[serde(default)]
+    pub counts: Counts,
+    #[serde(default)]
+    pub chunks_total: u64,
+    #[serde(default)]
+    pub chunks_done: u64,
+    #[serde(default)]
+    pub failure_reasons: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// The label of import number `n` started on `day` (R-XLS-6).
+pub fn label(day: DateTime<Utc>, n: u64) -> String {
+    format!("Import {} #{n}", day.format("%Y-%m-%d"))
+}
+
+/// The final status once every chunk is done (R-WIZ-10): failed when no row could be
+/// imported and some row failed, with errors when some did, else completed.
+pub fn final_status(c: &Counts) -> JobStatus {
+    let imported = c.created + c.updated + c.unchanged;
+    match (imported, c.errors) {
+        (0, e) if e > 0 => JobStatus::Failed,
+        (_, 0) => JobStatus::Completed,
+        _ => JobStatus::CompletedWithErrors,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_final_status_follows_counts() {
+        let c = |created, errors| Counts {
+            created,
+            errors,
+            ..Counts::default()
+        };
+        assert_eq!(final_status(&c(3, 0)), JobStatus::Completed);
+        assert_eq!(final_status(&c(3, 1)), JobStatus::CompletedWithErrors);
+        assert_eq!(final_status(&c(0, 2)), JobStatus::Failed);
+        assert_eq!(
+            final_status(&Counts {
+                blank: 2,
+                ..Counts::default()
+            }),
+            JobStatus::Completed
+        );
+    }
+
+    #[test]
+    fn r_wiz_10_running_jobs_are_listed_under_draft() {
+        assert_eq!(JobStatus::Running.tab(), "draft");
+        assert_eq!(JobStatus::CompletedWithErrors.tab(), "completed");
+        assert_eq!(JobStatus::Failed.tab(), "failed");
+    }
+}

@@ -1,0 +1,9 @@
+//! File import: CSV bytes (`csv`), the wizard's settings and the row mapper (`mapping`),
+//! header suggestions (`headers`), chunk planning (`split`), the job (`job`) and the pipeline
+//! shell that reads chunks and applies rows (`pipeline`).
+
+pub mod csv;
+pub mod headers;
+pub mod job;
+pub mod mapping;
+pub mod split;
