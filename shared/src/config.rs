@@ -15,7 +15,23 @@ pub struct Config {
     pub tables: Tables,
     /// SHA-256 of the operator key (`POST /v1/accounts`); `None` disables that route.
     pub operator_key_hash: Option<String>,
+    /// The import pipeline's resources; `None` in functions that do not import.
+    pub imports: Option<ImportsConfig>,
 }
+
+/// Where imports live and how they are cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportsConfig {
+    pub table: String,
+    pub bucket: String,
+    pub split_queue_url: String,
+    pub chunk_queue_url: String,
+    /// Rows per chunk (before rows of cross-chunk identity groups move).
+    pub chunk_rows: usize,
+}
+
+/// Rows per chunk unless configured: a chunk then takes a few seconds on one worker.
+pub const DEFAULT_CHUNK_ROWS: usize = 2000;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -30,6 +46,19 @@ impl Config {
             tables: Tables {
                 contacts: var("INTAKE_CONTACTS_TABLE")?,
                 settings: var("INTAKE_SETTINGS_TABLE")?,
+            },
+            imports: match get("INTAKE_IMPORTS_TABLE") {
+                None => None,
+                Some(table) => Some(ImportsConfig {
+                    table,
+                    bucket: var("INTAKE_UPLOAD_BUCKET")?,
+                    split_queue_url: var("INTAKE_SPLIT_QUEUE_URL")?,
+                    chunk_queue_url: var("INTAKE_CHUNK_QUEUE_URL")?,
+                    chunk_rows: get("INTAKE_CHUNK_ROWS")
+                        .and_then(|v| v.parse().ok())
+                        .filter(|n| *n > 0)
+                        .unwrap_or(DEFAULT_CHUNK_ROWS),
+                }),
             },
             operator_key_hash: get("INTAKE_OPERATOR_KEY")
                 .filter(|k| !k.is_empty())

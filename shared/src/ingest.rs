@@ -125,6 +125,103 @@ pub async fn upsert_many(
     new_ids: &[ContactId],
     policy: &Policy,
 ) -> (Vec<Result<Applied, IngestError>>, CallStats) {
+    upsert_many_with(store, account, records, new_ids, policy, &mut Mode::Write).await
+}
+
+/// Where decisions go: DynamoDB, or an in-memory overlay for a dry run.
+pub enum Mode<'a> {
+    Write,
+    /// Reads see the overlay first; writes land in it. The wizard's validate uses this: the
+    /// same code path as an import, nothing written, later rows see earlier rows' effects.
+    DryRun(&'a mut Overlay),
+}
+
+/// What a dry run would have written: identity owners (`None` = released) and contacts.
+#[derive(Debug, Default)]
+pub struct Overlay {
+    owners: HashMap<IdentityKey, Option<ContactId>>,
+    contacts: HashMap<ContactId, Contact>,
+}
+
+impl Overlay {
+    fn apply(&mut self, write: &ContactWrite) {
+        for key in &write.identity.releases {
+            self.owners.insert(key.clone(), None);
+        }
+        for key in &write.identity.claims {
+            self.owners
+                .insert(key.clone(), Some(write.after.id.clone()));
+        }
+        self.contacts
+            .insert(write.after.id.clone(), write.after.clone());
+    }
+}
+
+async fn lookup_owners(
+    store: &Store,
+    account: &AccountId,
+    keys: &[IdentityKey],
+    mode: &Mode<'_>,
+) -> Result<HashMap<IdentityKey, ContactId>, StoreError> {
+    let overlay = match mode {
+        Mode::DryRun(o) => Some(&o.owners),
+        Mode::Write => None,
+    };
+    let unknown: Vec<IdentityKey> = keys
+        .iter()
+        .filter(|k| overlay.is_none_or(|o| !o.contains_key(*k)))
+        .cloned()
+        .collect();
+    let mut owners = if unknown.is_empty() {
+        HashMap::new()
+    } else {
+        store.identity_owners(account, &unknown).await?
+    };
+    for (k, v) in overlay.into_iter().flatten() {
+        if let (true, Some(id)) = (keys.contains(k), v) {
+            owners.insert(k.clone(), id.clone());
+        }
+    }
+    Ok(owners)
+}
+
+async fn load_contacts(
+    store: &Store,
+    account: &AccountId,
+    ids: &[ContactId],
+    mode: &Mode<'_>,
+) -> Result<HashMap<ContactId, Contact>, StoreError> {
+    let overlay = match mode {
+        Mode::DryRun(o) => Some(&o.contacts),
+        Mode::Write => None,
+    };
+    let unknown: Vec<ContactId> = ids
+        .iter()
+        .filter(|id| overlay.is_none_or(|o| !o.contains_key(*id)))
+        .cloned()
+        .collect();
+    let mut found = if unknown.is_empty() {
+        HashMap::new()
+    } else {
+        store.contacts(account, &unknown).await?
+    };
+    for id in ids {
+        if let Some(c) = overlay.and_then(|o| o.get(id)) {
+            found.insert(id.clone(), c.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// `upsert_many` writing to DynamoDB or, in a dry run, to an overlay.
+pub async fn upsert_many_with(
+    store: &Store,
+    account: &AccountId,
+    records: &[Incoming],
+    new_ids: &[ContactId],
+    policy: &Policy,
+    mode: &mut Mode<'_>,
+) -> (Vec<Result<Applied, IngestError>>, CallStats) {
     let n = records.len();
     let mut results: Vec<Option<Result<Applied, IngestError>>> = (0..n).map(|_| None).collect();
     let mut attempts = vec![0u32; n];
@@ -143,6 +240,7 @@ pub async fn upsert_many(
             &wave,
             &mut results,
             &mut stats,
+            mode,
         )
         .await
         {
@@ -219,6 +317,7 @@ async fn run_wave(
     wave: &[usize],
     results: &mut [Option<Result<Applied, IngestError>>],
     stats: &mut CallStats,
+    mode: &mut Mode<'_>,
 ) -> Result<WaveOut, StoreError> {
     let keys: Vec<IdentityKey> = wave
         .iter()
@@ -227,7 +326,7 @@ async fn run_wave(
     let owners = if keys.is_empty() {
         HashMap::new()
     } else {
-        store.identity_owners(account, &keys).await?
+        lookup_owners(store, account, &keys, mode).await?
     };
     stats.lookups += 1;
 
@@ -247,7 +346,7 @@ async fn run_wave(
     let contacts = if targets.is_empty() {
         HashMap::new()
     } else {
-        store.contacts(account, &targets).await?
+        load_contacts(store, account, &targets, mode).await?
     };
     if !targets.is_empty() {
         stats.lookups += 1;
@@ -289,7 +388,16 @@ async fn run_wave(
             }),
         }
     }
-    let retry = write_all(store, account, planned, results, stats).await?;
+    let retry = match mode {
+        Mode::Write => write_all(store, account, planned, results, stats).await?,
+        Mode::DryRun(overlay) => {
+            for p in planned {
+                overlay.apply(&p.write);
+                results[p.index] = Some(Ok(p.applied));
+            }
+            Vec::new()
+        }
+    };
     Ok(WaveOut { deferred, retry })
 }
 

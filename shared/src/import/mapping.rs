@@ -420,6 +420,37 @@ impl RowMapper {
         })
     }
 
+    /// Hashes of the row's normalised identity values (every email and mobile it carries), for
+    /// grouping rows that must be applied together. Invalid values give no hash (the row fails).
+    pub fn identity_hashes(&self, cells: &[String]) -> Vec<u64> {
+        let row_country = self
+            .targets
+            .iter()
+            .position(|t| *t == Target::Text("country"))
+            .and_then(|i| cells.get(i))
+            .and_then(|c| Country::parse(c).ok());
+        let mut out = Vec::with_capacity(2);
+        for (i, target) in self.targets.iter().enumerate() {
+            let Some(value) = cells.get(i).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            match target {
+                Target::Email => out.extend(
+                    Email::parse(value)
+                        .ok()
+                        .map(|e| super::split::identity_hash("email", e.normalized())),
+                ),
+                Target::Mobile => out.extend(
+                    Mobile::parse(value, row_country.or(self.country))
+                        .ok()
+                        .map(|m| super::split::identity_hash("mobile", m.as_str())),
+                ),
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// Maps one row's trimmed cells. Every problem of the row is reported, not only the first.
     pub fn map(&self, row: u64, cells: &[String]) -> MappedRow {
         if cells.iter().all(|c| c.is_empty()) {

@@ -6,4 +6,5 @@ pub mod csv;
 pub mod headers;
 pub mod job;
 pub mod mapping;
+pub mod pipeline;
 pub mod split;

@@ -4,6 +4,7 @@
 
 pub mod contacts;
 pub mod forms;
+pub mod imports;
 pub mod items;
 pub mod settings;
 

@@ -1,0 +1,824 @@
+//! The import pipeline's shell: preview (first rows of the uploaded object), split (stream the
+//! object, group rows by identity, write extras objects, one SQS message per chunk), chunk
+//! processing (ranged GET, map, batched ingest, row errors to S3, counters once, completion)
+//! and the dry run behind "validate" (the same row path, writes into an overlay).
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::csv::{self, CsvError, Dialect, Scanner, Span};
+use super::job::{self, Counts, Job, JobStatus};
+use super::mapping::{
+    ImportSettings, MappedRow, RowError, RowMapper, SettingsProblem, DEFAULT_CELL_LIMIT,
+};
+use super::split::{self, ChunkSpec, Groups};
+use crate::incoming::Incoming;
+use crate::ingest::{self, IngestError, Mode, Overlay, Policy};
+use crate::model::ContactId;
+use crate::rules::{Matching, RuleError};
+use crate::settings::Settings;
+use crate::store::imports::ChunkMark;
+use crate::store::StoreError;
+use crate::App;
+
+/// Bytes read for a preview.
+const PREVIEW_BYTES: u64 = 256 * 1024;
+/// Rows shown in a preview (R-WIZ-3).
+pub const PREVIEW_ROWS: usize = 100;
+/// Rows per ingest call inside a chunk.
+const INGEST_BATCH: usize = 500;
+/// The largest file a synchronous dry run reads.
+pub const VALIDATE_MAX_ROWS: u64 = 200_000;
+/// Row errors returned as a sample by validate.
+const SAMPLE_ERRORS: usize = 20;
+
+/// Errors of the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("s3 {op} failed: {message}")]
+    S3 { op: &'static str, message: String },
+    #[error("sqs {op} failed: {message}")]
+    Sqs { op: &'static str, message: String },
+    #[error(transparent)]
+    Csv(#[from] CsvError),
+    #[error("the settings are incomplete or invalid")]
+    Settings(Vec<SettingsProblem>),
+    #[error("{0}")]
+    File(String),
+    #[error("ingest failed: {0}")]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+impl PipelineError {
+    fn s3(op: &'static str, e: impl std::fmt::Display) -> Self {
+        Self::S3 {
+            op,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Where an object's bytes begin after any byte-order mark, and how its records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileShape {
+    pub data_start: u64,
+    pub dialect: Dialect,
+}
+
+async fn get_range(
+    app: &App,
+    bucket: &str,
+    key: &str,
+    start: u64,
+    end: u64,
+) -> Result<Bytes, PipelineError> {
+    if end <= start {
+        return Ok(Bytes::new());
+    }
+    let out = app
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .range(format!("bytes={start}-{}", end - 1))
+        .send()
+        .await
+        .map_err(|e| PipelineError::s3("GetObject", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+    let body = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| PipelineError::s3("GetObject", e))?;
+    Ok(body.into_bytes())
+}
+
+async fn object_len(app: &App, bucket: &str, key: &str) -> Result<u64, PipelineError> {
+    let head = app
+        .s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
+            Some(err) if err.is_not_found() => {
+                PipelineError::File("no file has been uploaded yet".into())
+            }
+            _ => PipelineError::s3("HeadObject", aws_sdk_s3::error::DisplayErrorContext(e)),
+        })?;
+    Ok(head.content_length.unwrap_or(0).max(0) as u64)
+}
+
+/// Refuses what is clearly not a CSV file (a PDF, an image, a zip) before any parsing.
+fn check_text(head: &[u8]) -> Result<(), PipelineError> {
+    let kinds: [(&[u8], &str); 5] = [
+        (b"%PDF", "a PDF"),
+        (b"PK\x03\x04", "a zip archive (XLSX is not supported yet)"),
+        (b"\x89PNG", "a PNG image"),
+        (b"\xFF\xD8\xFF", "a JPEG image"),
+        (b"GIF8", "a GIF image"),
+    ];
+    if let Some((_, kind)) = kinds.iter().find(|(magic, _)| head.starts_with(magic)) {
+        return Err(PipelineError::File(format!(
+            "the file is {kind}, not a CSV file"
+        )));
+    }
+    if head.iter().take(8192).any(|&b| b == 0) {
+        return Err(PipelineError::File(
+            "the file holds binary data (NUL bytes), not CSV text".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the head of the object: its shape and its first records' cells.
+async fn head(
+    app: &App,
+    bucket: &str,
+    key: &str,
+    max_records: usize,
+) -> Result<(FileShape, Vec<Vec<String>>), PipelineError> {
+    let len = object_len(app, bucket, key).await?;
+    if len == 0 {
+        return Err(PipelineError::File("the file is empty".into()));
+    }
+    let bytes = get_range(app, bucket, key, 0, len.min(PREVIEW_BYTES)).await?;
+    check_text(&bytes)?;
+    let data_start = csv::bom_len(&bytes) as u64;
+    let dialect = csv::sniff(&bytes);
+    let mut scanner = Scanner::new(dialect, data_start, 0);
+    let mut spans = Vec::new();
+    scanner.feed(&bytes[data_start as usize..], &mut spans)?;
+    if len <= PREVIEW_BYTES {
+        scanner.finish(&mut spans)?;
+    }
+    let records = spans
+        .iter()
+        .take(max_records)
+        .map(|s| cells(&bytes[s.start as usize..s.end as usize], dialect, true))
+        .collect();
+    Ok((
+        FileShape {
+            data_start,
+            dialect,
+        },
+        records,
+    ))
+}
+
+/// Trimmed cells of a record; invalid UTF-8 is replaced when `lossy`, else becomes an error.
+fn cells(record: &[u8], dialect: Dialect, lossy: bool) -> Vec<String> {
+    csv::fields(record, dialect)
+        .iter()
+        .map(|f| match csv::text(f) {
+            Ok(t) => t,
+            Err(_) if lossy => String::from_utf8_lossy(f).trim().to_owned(),
+            Err(_) => "\u{FFFD}".into(),
+        })
+        .collect()
+}
+
+fn strict_cells(record: &[u8], dialect: Dialect) -> Result<Vec<String>, String> {
+    csv::fields(record, dialect)
+        .iter()
+        .map(|f| csv::text(f).map_err(|_| "the row is not valid UTF-8 text".to_owned()))
+        .collect()
+}
+
+/// Column names: the header's cells (blank ones named by position, repeats numbered), or
+/// "Column 1" … when the file has no header row.
+pub fn column_names(first: Option<&Vec<String>>, header_row: bool, width: usize) -> Vec<String> {
+    if !header_row {
+        return (1..=width).map(|i| format!("Column {i}")).collect();
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    first
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| {
+            let base = if c.is_empty() {
+                format!("Column {}", i + 1)
+            } else {
+                c.clone()
+            };
+            let n = seen.entry(base.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                base
+            } else {
+                format!("{base} ({n})")
+            }
+        })
+        .collect()
+}
+
+/// The wizard's preview (R-WIZ-3).
+#[derive(Debug, Clone, Serialize)]
+pub struct Preview {
+    pub encoding: &'static str,
+    pub delimiter: String,
+    pub header_row: bool,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    pub suggested_mapping: BTreeMap<String, String>,
+}
+
+pub async fn preview(app: &App, job: &Job, header_row: bool) -> Result<Preview, PipelineError> {
+    let bucket = &app.imports()?.bucket;
+    let (shape, records) = head(app, bucket, &job.object_key, PREVIEW_ROWS + 1).await?;
+    let width = records.iter().map(Vec::len).max().unwrap_or(0);
+    let columns = column_names(records.first(), header_row, width);
+    let rows: Vec<Vec<String>> = records
+        .into_iter()
+        .skip(usize::from(header_row))
+        .take(PREVIEW_ROWS)
+        .collect();
+    let suggested_mapping = if header_row {
+        columns
+            .iter()
+            .filter_map(|c| super::headers::suggest(c).map(|f| (c.clone(), f.to_owned())))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    Ok(Preview {
+        encoding: "utf-8",
+        delimiter: (shape.dialect.delimiter as char).to_string(),
+        header_row,
+        columns,
+        rows,
+        suggested_mapping,
+    })
+}
+
+/// Checks saved settings against the file and the account; the mapper reads rows.
+pub async fn mapper(
+    app: &App,
+    job: &Job,
+    account: &Settings,
+) -> Result<(RowMapper, FileShape), PipelineError> {
+    let settings = job.settings.as_ref().ok_or_else(|| {
+        PipelineError::Settings(vec![SettingsProblem {
+            field: "settings".into(),
+            code: "missing_settings",
+            message: "save the import settings first".into(),
+        }])
+    })?;
+    let bucket = &app.imports()?.bucket;
+    let (shape, records) = head(app, bucket, &job.object_key, 50).await?;
+    let width = records.iter().map(Vec::len).max().unwrap_or(0);
+    let columns = column_names(records.first(), settings.header_row, width);
+    let mapper = settings
+        .plan(&columns, account, DEFAULT_CELL_LIMIT)
+        .map_err(PipelineError::Settings)?;
+    Ok((mapper, shape))
+}
+
+/// Validates settings against the file (for `PUT settings`).
+pub async fn check_settings(
+    app: &App,
+    job: &Job,
+    settings: &ImportSettings,
+    account: &Settings,
+) -> Result<RowMapper, PipelineError> {
+    let mut job = job.clone();
+    job.settings = Some(settings.clone());
+    Ok(mapper(app, &job, account).await?.0)
+}
+
+/// Streams an object's records from `shape.data_start`, calling `each` with every record's
+/// span and bytes.
+async fn stream_records(
+    app: &App,
+    bucket: &str,
+    key: &str,
+    shape: FileShape,
+    mut each: impl FnMut(Span, &[u8]) -> Result<(), PipelineError>,
+) -> Result<(), PipelineError> {
+    let out = app
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .range(format!("bytes={}-", shape.data_start))
+        .send()
+        .await
+        .map_err(|e| PipelineError::s3("GetObject", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+    let mut body = out.body;
+    let mut scanner = Scanner::new(shape.dialect, shape.data_start, 0);
+    let (mut buf, mut buf_start, mut spans) = (Vec::<u8>::new(), shape.data_start, Vec::new());
+    loop {
+        let piece = body
+            .try_next()
+            .await
+            .map_err(|e| PipelineError::s3("GetObject", e))?;
+        match &piece {
+            Some(bytes) => scanner.feed(bytes, &mut spans)?,
+            None => scanner.finish(&mut spans)?,
+        }
+        if let Some(bytes) = &piece {
+            buf.extend_from_slice(bytes);
+        }
+        for span in spans.drain(..) {
+            each(
+                span,
+                &buf[(span.start - buf_start) as usize..(span.end - buf_start) as usize],
+            )?;
+            let keep_from = (span.end - buf_start) as usize;
+            buf.drain(..keep_from);
+            buf_start = span.end;
+        }
+        if piece.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+/// One chunk's work order (the SQS message body).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChunkMessage {
+    pub account_id: crate::model::AccountId,
+    pub import_id: String,
+    pub shape: FileShape,
+    pub spec: ChunkSpec,
+    pub extras_key: Option<String>,
+}
+
+fn extras_key(job: &Job, n: u32) -> String {
+    format!(
+        "work/{}/{}/extras-{n:06}.csv",
+        job.account_id.0, job.import_id
+    )
+}
+
+fn errors_key(job: &Job, n: u32) -> String {
+    format!(
+        "reports/{}/{}/errors-{n:06}.jsonl",
+        job.account_id.0, job.import_id
+    )
+}
+
+/// Splits a queued job into chunks and sends one message per chunk. Safe to run twice: a job
+/// already running only has its chunk messages sent again (chunks count once).
+pub async fn split(app: &App, job: &Job, account: &Settings) -> Result<u64, PipelineError> {
+    let cfg = app.imports()?;
+    let (mapper, shape) = mapper(app, job, account).await?;
+    let header = job.settings.as_ref().is_some_and(|s| s.header_row);
+    let mut groups = Groups::default();
+    let mut data: Vec<Span> = Vec::new();
+    stream_records(app, &cfg.bucket, &job.object_key, shape, |span, bytes| {
+        if header && span.index == 0 {
+            return Ok(());
+        }
+        let hashes = strict_cells(bytes, shape.dialect)
+            .map(|c| mapper.identity_hashes(&c))
+            .unwrap_or_default();
+        groups.add(&hashes);
+        data.push(span);
+        Ok(())
+    })
+    .await?;
+    if data.is_empty() {
+        return Err(PipelineError::File("the file has no data rows".into()));
+    }
+    let plan = split::plan(&data, &mut groups, cfg.chunk_rows);
+    let moved: HashMap<u64, u32> = plan
+        .iter()
+        .flat_map(|c| c.extras.iter().map(move |&i| (i, c.number)))
+        .collect();
+    let mut extras: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
+    if !moved.is_empty() {
+        stream_records(app, &cfg.bucket, &job.object_key, shape, |span, bytes| {
+            if let Some(&target) = moved.get(&span.index) {
+                let buf = extras.entry(target).or_default();
+                buf.extend_from_slice(bytes);
+                buf.push(b'\n');
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    for (n, bytes) in extras {
+        app.s3
+            .put_object()
+            .bucket(&cfg.bucket)
+            .key(extras_key(job, n))
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| {
+                PipelineError::s3("PutObject", aws_sdk_s3::error::DisplayErrorContext(e))
+            })?;
+    }
+    let rows_total = data.len() as u64;
+    let started = app
+        .store
+        .mark_running(
+            &cfg.table,
+            &job.account_id,
+            &job.import_id,
+            rows_total,
+            plan.len() as u64,
+            &shape.dialect,
+        )
+        .await?;
+    if !started && job.status != JobStatus::Running {
+        return Ok(0);
+    }
+    let messages: Vec<ChunkMessage> = plan
+        .into_iter()
+        .map(|spec| ChunkMessage {
+            account_id: job.account_id.clone(),
+            import_id: job.import_id.clone(),
+            shape,
+            extras_key: (!spec.extras.is_empty()).then(|| extras_key(job, spec.number)),
+            spec,
+        })
+        .collect();
+    send_chunks(app, &cfg.chunk_queue_url, &messages).await?;
+    tracing::info!(account_id = %job.account_id, import_id = %job.import_id, rows = rows_total, chunks = messages.len(), "import split");
+    Ok(rows_total)
+}
+
+async fn send_chunks(
+    app: &App,
+    queue_url: &str,
+    messages: &[ChunkMessage],
+) -> Result<(), PipelineError> {
+    use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+    for batch in messages.chunks(10) {
+        let mut entries = Vec::with_capacity(batch.len());
+        for (i, m) in batch.iter().enumerate() {
+            let body = serde_json::to_string(&QueueMessage::Chunk(m.clone()))
+                .map_err(|e| PipelineError::File(e.to_string()))?;
+            entries.push(
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+                    .map_err(|e| PipelineError::Sqs {
+                        op: "SendMessageBatch",
+                        message: e.to_string(),
+                    })?,
+            );
+        }
+        let out = app
+            .sqs
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| PipelineError::Sqs {
+                op: "SendMessageBatch",
+                message: aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
+            })?;
+        if !out.failed.is_empty() {
+            return Err(PipelineError::Sqs {
+                op: "SendMessageBatch",
+                message: format!("{} messages refused", out.failed.len()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The messages of the import queues.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum QueueMessage {
+    /// Split a job the wizard started.
+    Split {
+        account_id: crate::model::AccountId,
+        import_id: String,
+    },
+    Chunk(ChunkMessage),
+}
+
+/// A row of a chunk, ready or already decided.
+enum Row {
+    Record(u64, Incoming),
+    Done(Result<(), Vec<RowError>>),
+}
+
+/// Reads and maps a chunk's rows, in file order.
+async fn chunk_rows(
+    app: &App,
+    msg: &ChunkMessage,
+    object: &str,
+    mapper: &RowMapper,
+) -> Result<Vec<Row>, PipelineError> {
+    let cfg = app.imports()?;
+    let mut records: Vec<(u64, Vec<u8>)> = Vec::new();
+    let bytes = get_range(app, &cfg.bucket, object, msg.spec.start, msg.spec.end).await?;
+    let mut scanner = Scanner::new(msg.shape.dialect, msg.spec.start, msg.spec.first_index);
+    let mut spans = Vec::new();
+    scanner.feed(&bytes, &mut spans)?;
+    scanner.finish(&mut spans)?;
+    let skip: std::collections::HashSet<u64> = msg.spec.skip.iter().copied().collect();
+    for s in spans.iter().filter(|s| !skip.contains(&s.index)) {
+        let b = &bytes[(s.start - msg.spec.start) as usize..(s.end - msg.spec.start) as usize];
+        records.push((s.index, b.to_vec()));
+    }
+    if let Some(key) = &msg.extras_key {
+        let len = object_len(app, &cfg.bucket, key).await?;
+        let extra = get_range(app, &cfg.bucket, key, 0, len).await?;
+        let mut scanner = Scanner::new(msg.shape.dialect, 0, 0);
+        let mut spans = Vec::new();
+        scanner.feed(&extra, &mut spans)?;
+        scanner.finish(&mut spans)?;
+        for (s, index) in spans.iter().zip(&msg.spec.extras) {
+            records.push((*index, extra[s.start as usize..s.end as usize].to_vec()));
+        }
+    }
+    records.sort_by_key(|(i, _)| *i);
+    Ok(records
+        .into_iter()
+        .map(|(index, bytes)| {
+            let row = index + 1;
+            match strict_cells(&bytes, msg.shape.dialect) {
+                Err(reason) => Row::Done(Err(vec![RowError {
+                    row,
+                    column: None,
+                    value: None,
+                    reason,
+                }])),
+                Ok(cells) => match mapper.map(row, &cells) {
+                    MappedRow::Blank => Row::Done(Ok(())),
+                    MappedRow::Invalid(errors) => Row::Done(Err(errors)),
+                    MappedRow::Record(r) => Row::Record(row, r),
+                },
+            }
+        })
+        .collect())
+}
+
+/// The id a row's created contact gets: the same on every delivery of the chunk.
+pub fn row_contact_id(import_id: &str, row: u64) -> ContactId {
+    ContactId(
+        uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_URL,
+            format!("intake:import:{import_id}:{row}").as_bytes(),
+        )
+        .to_string(),
+    )
+}
+
+/// Applies rows in order through `ingest`, in batches; returns counts and row errors.
+async fn apply_rows(
+    app: &App,
+    job: &Job,
+    mapper: &RowMapper,
+    rows: Vec<Row>,
+    mode: &mut Mode<'_>,
+) -> Result<(Counts, Vec<RowError>), PipelineError> {
+    let mut counts = Counts::default();
+    let mut errors = Vec::new();
+    let policy = Policy {
+        matching: Matching::Keys(mapper.keys),
+        merge: ingest::context(
+            Utc::now(),
+            format!("import:{}", job.import_id),
+            Some(job.label.clone()),
+            mapper.master,
+        ),
+        default_country: None,
+    };
+    let mut batches: Vec<Vec<(u64, Incoming)>> = vec![Vec::new()];
+    for row in rows {
+        match row {
+            Row::Done(Ok(())) => counts.blank += 1,
+            Row::Done(Err(e)) => {
+                counts.errors += 1;
+                errors.extend(e);
+            }
+            Row::Record(row, mut rec) => {
+                rec.lists.insert(job.list_id.clone());
+                if batches.last().is_some_and(|b| b.len() == INGEST_BATCH) {
+                    batches.push(Vec::new());
+                }
+                batches
+                    .last_mut()
+                    .expect("one batch at least")
+                    .push((row, rec));
+            }
+        }
+    }
+    for batch in batches.into_iter().filter(|b| !b.is_empty()) {
+        let (numbers, records): (Vec<u64>, Vec<Incoming>) = batch.into_iter().unzip();
+        let ids: Vec<ContactId> = numbers
+            .iter()
+            .map(|r| row_contact_id(&job.import_id, *r))
+            .collect();
+        let (results, _) =
+            ingest::upsert_many_with(&app.store, &job.account_id, &records, &ids, &policy, mode)
+                .await;
+        for (row, result) in numbers.into_iter().zip(results) {
+            match result {
+                Ok(a) => match a.outcome {
+                    ingest::Outcome::Created => counts.created += 1,
+                    ingest::Outcome::Updated => counts.updated += 1,
+                    ingest::Outcome::Unchanged => counts.unchanged += 1,
+                },
+                Err(IngestError::Rule(e @ RuleError::NoIdentifier { .. })) => {
+                    counts.errors += 1;
+                    errors.push(RowError {
+                        row,
+                        column: mapper.key_column(mapper.keys.primary).map(str::to_owned),
+                        value: None,
+                        reason: e.to_string(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    errors.sort_by_key(|e| e.row);
+    Ok((counts, errors))
+}
+
+/// Processes one chunk message. Redelivery-safe: a done chunk is skipped, counters are added
+/// with the done marker in one transaction, created contacts have row-derived ids.
+pub async fn process_chunk(
+    app: &App,
+    msg: &ChunkMessage,
+    account: &Settings,
+) -> Result<ChunkMark, PipelineError> {
+    let cfg = app.imports()?;
+    let Some(job) = app
+        .store
+        .job(&cfg.table, &msg.account_id, &msg.import_id)
+        .await?
+    else {
+        return Ok(ChunkMark::AlreadyDone);
+    };
+    if job.status != JobStatus::Running
+        || app
+            .store
+            .chunk_done(&cfg.table, &job.account_id, &job.import_id, msg.spec.number)
+            .await?
+    {
+        return Ok(ChunkMark::AlreadyDone);
+    }
+    let (mapper, _) = mapper(app, &job, account).await?;
+    let rows = chunk_rows(app, msg, &job.object_key, &mapper).await?;
+    let (counts, errors) = apply_rows(app, &job, &mapper, rows, &mut Mode::Write).await?;
+    if !errors.is_empty() {
+        let mut body = Vec::new();
+        for e in &errors {
+            serde_json::to_writer(&mut body, e).map_err(|e| PipelineError::File(e.to_string()))?;
+            body.push(b'\n');
+        }
+        app.s3
+            .put_object()
+            .bucket(&cfg.bucket)
+            .key(errors_key(&job, msg.spec.number))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| {
+                PipelineError::s3("PutObject", aws_sdk_s3::error::DisplayErrorContext(e))
+            })?;
+    }
+    let mark = app
+        .store
+        .mark_chunk_done(
+            &cfg.table,
+            &job.account_id,
+            &job.import_id,
+            msg.spec.number,
+            &counts,
+        )
+        .await?;
+    if mark == ChunkMark::Counted {
+        finish_if_done(app, &job).await?;
+    }
+    tracing::info!(account_id = %job.account_id, import_id = %job.import_id, chunk = msg.spec.number, created = counts.created, updated = counts.updated, unchanged = counts.unchanged, errors = counts.errors, "chunk processed");
+    Ok(mark)
+}
+
+/// Finishes the job once every chunk is done (only one worker's update wins).
+async fn finish_if_done(app: &App, job: &Job) -> Result<(), PipelineError> {
+    let cfg = app.imports()?;
+    let Some(now) = app
+        .store
+        .job(&cfg.table, &job.account_id, &job.import_id)
+        .await?
+    else {
+        return Ok(());
+    };
+    if now.chunks_done == now.chunks_total && now.status == JobStatus::Running {
+        let status = job::final_status(&now.counts);
+        if app
+            .store
+            .finish_job(
+                &cfg.table,
+                &job.account_id,
+                &job.import_id,
+                status,
+                Utc::now(),
+            )
+            .await?
+        {
+            tracing::info!(account_id = %job.account_id, import_id = %job.import_id, status = ?status, rows = now.rows_done, "import finished");
+        }
+    }
+    Ok(())
+}
+
+/// Every row error of a job, in row order (R-XLS-4).
+pub async fn row_errors(app: &App, job: &Job) -> Result<Vec<RowError>, PipelineError> {
+    let cfg = app.imports()?;
+    let prefix = format!("reports/{}/{}/", job.account_id.0, job.import_id);
+    let mut pages = app
+        .s3
+        .list_objects_v2()
+        .bucket(&cfg.bucket)
+        .prefix(&prefix)
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            PipelineError::s3("ListObjectsV2", aws_sdk_s3::error::DisplayErrorContext(e))
+        })?;
+        for obj in page.contents() {
+            let Some(key) = obj.key() else { continue };
+            let len = obj.size.unwrap_or(0).max(0) as u64;
+            let body = get_range(app, &cfg.bucket, key, 0, len).await?;
+            for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                out.push(
+                    serde_json::from_slice(line).map_err(|e| {
+                        PipelineError::File(format!("report {key} is malformed: {e}"))
+                    })?,
+                );
+            }
+        }
+    }
+    out.sort_by_key(|e: &RowError| e.row);
+    Ok(out)
+}
+
+/// What a dry run found (API.md `POST /v1/imports/{id}/validate`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidateReport {
+    pub rows: u64,
+    pub would_create: u64,
+    pub would_update: u64,
+    pub unchanged: u64,
+    pub blank: u64,
+    pub errors: u64,
+    pub sample_errors: Vec<RowError>,
+}
+
+/// The dry run: every row through the import's own path, writes into an overlay.
+pub async fn validate(
+    app: &App,
+    job: &Job,
+    account: &Settings,
+) -> Result<ValidateReport, PipelineError> {
+    let cfg = app.imports()?;
+    let (mapper, shape) = mapper(app, job, account).await?;
+    let header = job.settings.as_ref().is_some_and(|s| s.header_row);
+    let mut rows = Vec::new();
+    stream_records(app, &cfg.bucket, &job.object_key, shape, |span, bytes| {
+        if header && span.index == 0 {
+            return Ok(());
+        }
+        if rows.len() as u64 >= VALIDATE_MAX_ROWS {
+            return Err(PipelineError::File(format!("the file has more than {VALIDATE_MAX_ROWS} rows: start the import and read its report")));
+        }
+        let row = span.index + 1;
+        rows.push(match strict_cells(bytes, shape.dialect) {
+            Err(reason) => Row::Done(Err(vec![RowError { row, column: None, value: None, reason }])),
+            Ok(cells) => match mapper.map(row, &cells) {
+                MappedRow::Blank => Row::Done(Ok(())),
+                MappedRow::Invalid(e) => Row::Done(Err(e)),
+                MappedRow::Record(r) => Row::Record(row, r),
+            },
+        });
+        Ok(())
+    })
+    .await?;
+    let mut overlay = Overlay::default();
+    let (counts, errors) =
+        apply_rows(app, job, &mapper, rows, &mut Mode::DryRun(&mut overlay)).await?;
+    Ok(ValidateReport {
+        rows: counts.rows(),
+        would_create: counts.created,
+        would_update: counts.updated,
+        unchanged: counts.unchanged,
+        blank: counts.blank,
+        errors: counts.errors,
+        sample_errors: errors.into_iter().take(SAMPLE_ERRORS).collect(),
+    })
+}

@@ -1,0 +1,477 @@
+//! Import jobs and their chunks (imports table), import numbers, lists and drop-folder
+//! profiles (settings table). A chunk's counters reach its job exactly once: the chunk's done
+//! marker and the job's counter update are one conditional transaction.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::import::job::{Counts, Job, JobStatus};
+use crate::import::mapping::ImportSettings;
+use crate::model::AccountId;
+
+use super::items::{self, Item};
+use super::{CancelReason, Store, StoreError, TxOutcome};
+
+pub const GSI_ACCOUNT: &str = "by-account";
+
+fn job_pk(account: &AccountId, import_id: &str) -> String {
+    format!("ACC#{}#IMPORT#{import_id}", account.0)
+}
+
+fn chunk_sk(n: u32) -> String {
+    format!("CHUNK#{n:06}")
+}
+
+fn encode<T: Serialize>(pk: String, sk: &str, value: &T) -> Result<Item, StoreError> {
+    let mut item: Item =
+        serde_dynamo::to_item(value).map_err(|e| StoreError::Encode(e.to_string()))?;
+    item.extend(items::key(pk, sk));
+    Ok(item)
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
+    let key = items::string_attr(&item, items::PK).unwrap_or_default();
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
+        key,
+        reason: e.to_string(),
+    })
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn status(st: JobStatus) -> AttributeValue {
+    s(serde_json::to_value(st)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default())
+}
+
+/// A contact list (R-WIZ-1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactList {
+    pub list_id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Saved import settings for a drop folder (`drop/<account>/<profile>/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportProfile {
+    pub profile_id: String,
+    pub list_id: String,
+    pub settings: ImportSettings,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What happened to a chunk's done marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkMark {
+    /// First time: the counters were added to the job.
+    Counted,
+    /// The chunk was done before (a redelivery): nothing added.
+    AlreadyDone,
+}
+
+impl Store {
+    /// The account's next import number (1, 2, …).
+    pub async fn next_import_number(&self, account: &AccountId) -> Result<u64, StoreError> {
+        let out = self
+            .client()
+            .update_item()
+            .table_name(&self.tables().settings)
+            .set_key(Some(items::key(format!("ACC#{}", account.0), "IMPORTSEQ")))
+            .update_expression("ADD #n :one")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| StoreError::service("UpdateItem", e))?;
+        let value = out.attributes.and_then(|a| a.get("n").cloned());
+        match value {
+            Some(AttributeValue::N(v)) => v.parse().map_err(|_| StoreError::Decode {
+                key: "IMPORTSEQ".into(),
+                reason: v,
+            }),
+            _ => Err(StoreError::Decode {
+                key: "IMPORTSEQ".into(),
+                reason: "no counter".into(),
+            }),
+        }
+    }
+
+    pub async fn put_job(&self, table: &str, job: &Job) -> Result<(), StoreError> {
+        let mut item = encode(job_pk(&job.account_id, &job.import_id), "JOB", job)?;
+        item.insert("gsi_account".into(), s(job.account_id.0.clone()));
+        item.insert("gsi_created".into(), s(job.created_at.to_rfc3339()));
+        self.client()
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| StoreError::service("PutItem", e))?;
+        Ok(())
+    }
+
+    pub async fn job(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+    ) -> Result<Option<Job>, StoreError> {
+        self.get(table, items::key(job_pk(account, import_id), "JOB"))
+            .await?
+            .map(decode)
+            .transpose()
+    }
+
+    /// The account's jobs, newest first (at most `limit`).
+    pub async fn jobs(
+        &self,
+        table: &str,
+        account: &AccountId,
+        limit: i32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(table)
+            .index_name(GSI_ACCOUNT)
+            .key_condition_expression("gsi_account = :a")
+            .expression_attribute_values(":a", s(account.0.clone()))
+            .scan_index_forward(false)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::service("Query", e))?;
+        let keys: Vec<Item> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| Some(items::key(items::string_attr(&i, items::PK)?, "JOB")))
+            .collect();
+        let mut jobs: Vec<Job> = self
+            .batch_get(table, keys)
+            .await?
+            .into_iter()
+            .map(decode)
+            .collect::<Result<_, _>>()?;
+        jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(jobs)
+    }
+
+    /// Applies `SET`/condition to a job; `false` when the condition did not hold.
+    async fn update_job(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+        set: &str,
+        condition: &str,
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .update_item()
+            .table_name(table)
+            .set_key(Some(items::key(job_pk(account, import_id), "JOB")))
+            .update_expression(set)
+            .condition_expression(condition)
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.as_service_error(), Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))) => Ok(false),
+            Err(e) => Err(StoreError::service("UpdateItem", e)),
+        }
+    }
+
+    /// Saves wizard settings while the job is a draft.
+    pub async fn save_import_settings(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+        settings: &ImportSettings,
+    ) -> Result<bool, StoreError> {
+        let value = serde_dynamo::to_attribute_value(settings)
+            .map_err(|e| StoreError::Encode(e.to_string()))?;
+        let values = HashMap::from([
+            (":s".to_owned(), value),
+            (":draft".to_owned(), status(JobStatus::Draft)),
+        ]);
+        self.update_job(
+            table,
+            account,
+            import_id,
+            "SET settings = :s",
+            "#st = :draft",
+            values,
+        )
+        .await
+    }
+
+    /// Moves a job from one of `from` to `to`.
+    pub async fn transition(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+        from: &[JobStatus],
+        to: JobStatus,
+    ) -> Result<bool, StoreError> {
+        let mut values = HashMap::from([(":to".to_owned(), status(to))]);
+        let mut alternatives = Vec::new();
+        for (i, st) in from.iter().enumerate() {
+            values.insert(format!(":f{i}"), status(*st));
+            alternatives.push(format!("#st = :f{i}"));
+        }
+        self.update_job(
+            table,
+            account,
+            import_id,
+            "SET #st = :to",
+            &alternatives.join(" OR "),
+            values,
+        )
+        .await
+    }
+
+    /// Records the split: running, with the totals the progress bar needs.
+    pub async fn mark_running(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+        rows_total: u64,
+        chunks_total: u64,
+        dialect: &crate::import::csv::Dialect,
+    ) -> Result<bool, StoreError> {
+        let d = serde_dynamo::to_attribute_value(dialect)
+            .map_err(|e| StoreError::Encode(e.to_string()))?;
+        let values = HashMap::from([
+            (":r".to_owned(), n(rows_total)),
+            (":c".to_owned(), n(chunks_total)),
+            (":d".to_owned(), d),
+            (":run".to_owned(), status(JobStatus::Running)),
+            (":queued".to_owned(), status(JobStatus::Queued)),
+        ]);
+        self.update_job(
+            table,
+            account,
+            import_id,
+            "SET rows_total = :r, chunks_total = :c, dialect = :d, #st = :run",
+            "#st = :queued",
+            values,
+        )
+        .await
+    }
+
+    /// Fails a job that has not finished, with its reasons (R-WIZ-10).
+    pub async fn fail_job(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+        reasons: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let r = serde_dynamo::to_attribute_value(reasons)
+            .map_err(|e| StoreError::Encode(e.to_string()))?;
+        let values = HashMap::from([
+            (":r".to_owned(), r),
+            (":f".to_owned(), status(JobStatus::Failed)),
+            (":t".to_owned(), s(now.to_rfc3339())),
+            (":q".to_owned(), status(JobStatus::Queued)),
+            (":run".to_owned(), status(JobStatus::Running)),
+        ]);
+        self.update_job(
+            table,
+            account,
+            import_id,
+            "SET failure_reasons = :r, #st = :f, finished_at = :t",
+            "#st = :q OR #st = :run",
+            values,
+        )
+        .await
+    }
+
+    /// Marks chunk `number` done and adds its counts to the job, once: a redelivered chunk
+    /// finds its marker and adds nothing.
+    pub async fn mark_chunk_done(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+        number: u32,
+        counts: &Counts,
+    ) -> Result<ChunkMark, StoreError> {
+        let pk = job_pk(account, import_id);
+        let marker = encode(
+            pk.clone(),
+            &chunk_sk(number),
+            &serde_json::json!({"counts": counts}),
+        )?;
+        let put = Put::builder()
+            .table_name(table)
+            .set_item(Some(marker))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Build(e.to_string()))?;
+        let update = Update::builder()
+            .table_name(table)
+            .set_key(Some(items::key(pk, "JOB")))
+            .update_expression(
+                "SET rows_done = rows_done + :rows, chunks_done = chunks_done + :one, counts.created = counts.created + :c, counts.updated = counts.updated + :u, counts.unchanged = counts.unchanged + :n, counts.blank = counts.blank + :b, counts.errors = counts.errors + :e",
+            )
+            .condition_expression("#st = :run")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":rows", n(counts.rows()))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":c", n(counts.created))
+            .expression_attribute_values(":u", n(counts.updated))
+            .expression_attribute_values(":n", n(counts.unchanged))
+            .expression_attribute_values(":b", n(counts.blank))
+            .expression_attribute_values(":e", n(counts.errors))
+            .expression_attribute_values(":run", status(JobStatus::Running))
+            .build()
+            .map_err(|e| StoreError::Build(e.to_string()))?;
+        let actions = vec![
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(update).build(),
+        ];
+        match self
+            .transact(actions, &format!("{import_id}-{number}"))
+            .await?
+        {
+            TxOutcome::Committed => Ok(ChunkMark::Counted),
+            TxOutcome::Cancelled(r) if r.first() == Some(&CancelReason::ConditionFailed) => {
+                Ok(ChunkMark::AlreadyDone)
+            }
+            TxOutcome::Cancelled(r) => Err(StoreError::Service {
+                op: "TransactWriteItems",
+                code: "TransactionCanceled".into(),
+                source: format!("{r:?}").into(),
+            }),
+        }
+    }
+
+    /// Whether chunk `number` is already done.
+    pub async fn chunk_done(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+        number: u32,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .get(
+                table,
+                items::key(job_pk(account, import_id), &chunk_sk(number)),
+            )
+            .await?
+            .is_some())
+    }
+
+    /// Finishes a running job whose chunks are all done; only one caller wins.
+    pub async fn finish_job(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+        to: JobStatus,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let values = HashMap::from([
+            (":to".to_owned(), status(to)),
+            (":run".to_owned(), status(JobStatus::Running)),
+            (":t".to_owned(), s(now.to_rfc3339())),
+        ]);
+        self.update_job(
+            table,
+            account,
+            import_id,
+            "SET #st = :to, finished_at = :t",
+            "#st = :run AND chunks_done = chunks_total",
+            values,
+        )
+        .await
+    }
+
+    pub async fn put_list(
+        &self,
+        account: &AccountId,
+        list: &ContactList,
+    ) -> Result<(), StoreError> {
+        let item = encode(
+            format!("ACC#{}#LIST#{}", account.0, list.list_id),
+            "LIST",
+            list,
+        )?;
+        self.client()
+            .put_item()
+            .table_name(&self.tables().settings)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StoreError::service("PutItem", e))?;
+        Ok(())
+    }
+
+    pub async fn list(
+        &self,
+        account: &AccountId,
+        list_id: &str,
+    ) -> Result<Option<ContactList>, StoreError> {
+        let key = items::key(format!("ACC#{}#LIST#{list_id}", account.0), "LIST");
+        self.get(&self.tables().settings, key)
+            .await?
+            .map(decode)
+            .transpose()
+    }
+
+    pub async fn put_profile(
+        &self,
+        account: &AccountId,
+        profile: &ImportProfile,
+    ) -> Result<(), StoreError> {
+        let item = encode(
+            format!("ACC#{}#PROFILE#{}", account.0, profile.profile_id),
+            "PROFILE",
+            profile,
+        )?;
+        self.client()
+            .put_item()
+            .table_name(&self.tables().settings)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StoreError::service("PutItem", e))?;
+        Ok(())
+    }
+
+    pub async fn profile(
+        &self,
+        account: &AccountId,
+        profile_id: &str,
+    ) -> Result<Option<ImportProfile>, StoreError> {
+        let key = items::key(format!("ACC#{}#PROFILE#{profile_id}", account.0), "PROFILE");
+        self.get(&self.tables().settings, key)
+            .await?
+            .map(decode)
+            .transpose()
+    }
+}
