@@ -22,6 +22,8 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     pub field: Option<String>,
+    /// Every problem when there are several (settings validation).
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             code: code.to_owned(),
             message: message.into(),
             field: None,
+            details: None,
         }
     }
 
@@ -64,6 +67,9 @@ impl ApiError {
         let mut error = serde_json::json!({"code": self.code, "message": self.message});
         if let Some(field) = &self.field {
             error["field"] = serde_json::Value::String(field.clone());
+        }
+        if let Some(details) = &self.details {
+            error["details"] = details.clone();
         }
         serde_json::json!({ "error": error })
     }

@@ -172,6 +172,9 @@ pub struct TestEnv {
     pub calls: CallLog,
     pub faults: Faults,
     pub prefix: String,
+    pub clients: intake_local_runner::Clients,
+    /// Physical names of the template's resources (`UploadsBucket`, queue URLs, tables).
+    pub refs: BTreeMap<String, String>,
 }
 
 /// A response: status, JSON body (or `Null`), headers.
@@ -187,9 +190,15 @@ fn repo_root() -> PathBuf {
 
 impl TestEnv {
     pub async fn new() -> Self {
+        Self::with_chunk_rows(2000).await
+    }
+
+    /// A system whose imports cut chunks of `chunk_rows` rows (small chunks exercise
+    /// cross-chunk identity groups and parallel workers).
+    pub async fn with_chunk_rows(chunk_rows: usize) -> Self {
         capture_logs();
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")
-            .unwrap_or_else(|_| "http://127.0.0.1:8000".into());
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
@@ -197,29 +206,43 @@ impl TestEnv {
             .await;
         let (calls, faults) = (CallLog::default(), Faults::default());
         let conf = aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .endpoint_url(endpoint)
+            .endpoint_url(var("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"))
             .interceptor(calls.clone())
             .interceptor(faults.clone())
             .build();
-        let client = aws_sdk_dynamodb::Client::from_conf(conf);
+        let moto = var("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:5000");
+        let clients = intake_local_runner::Clients {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(conf),
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&sdk)
+                    .endpoint_url(&moto)
+                    .force_path_style(true)
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&sdk)
+                    .endpoint_url(var("AWS_ENDPOINT_URL_SQS", &moto))
+                    .build(),
+            ),
+        };
         let prefix = format!("t{}-", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let local = intake_local_runner::build(
-            &client,
-            &repo_root().join("template.yaml"),
-            &prefix,
-            &intake_local_runner::params(OPERATOR_KEY),
-        )
-        .await
-        .expect("local stack: start it with infra/local/test (DynamoDB Local on 127.0.0.1:8000)");
+        let mut params = intake_local_runner::params(OPERATOR_KEY);
+        params.insert("ChunkRows".into(), chunk_rows.to_string());
+        let local = intake_local_runner::build(&clients, &repo_root().join("template.yaml"), &prefix, &params)
+            .await
+            .expect("local stack: start it with infra/local/test (DynamoDB Local on 127.0.0.1:8000, moto on 127.0.0.1:5000)");
         // The upsert function's store: its capacity meter counts the contact API's work.
         let store = local.apps["ApiUpsertFunction"].store.clone();
+        local.start_pollers(4);
         calls.take();
         Self {
-            router: local.router,
+            router: local.router.clone(),
             store,
             calls,
             faults,
             prefix,
+            clients,
+            refs: local.refs.clone(),
         }
     }
 

@@ -6,12 +6,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use intake_shared::config::Config;
 use intake_shared::store::StoreError;
 use intake_shared::App;
 use lambda_http::{Body, Request, Response};
 
-use crate::tables::table_name;
 use crate::template::{EnvValue, Template};
 
 pub type Handler =
@@ -24,6 +24,8 @@ pub const FUNCTIONS: &[&str] = &[
     "ManualCreateFunction",
     "FormSubmissionFunction",
     "AuthorizerFunction",
+    "ImportApiFunction",
+    "CsvImportFunction",
 ];
 
 /// An authorizer: the `Authorization` header in, API Gateway's simple response out.
@@ -75,24 +77,26 @@ pub fn handler(function: &str, app: Arc<App>) -> Option<Handler> {
         "FormSubmissionFunction" => Some(wrap(app, |app, req| async move {
             intake_form_submission::handle(&app, req).await
         })),
+        "ImportApiFunction" => Some(wrap(app, |app, req| async move {
+            intake_import_api::handle(&app, req).await
+        })),
         _ => None,
     }
 }
 
-/// Resolves a function's environment as CloudFormation would: `!Ref` of a table gives its
-/// (local) name, `!Ref` of a parameter gives the parameter's value.
+/// Resolves a function's environment as CloudFormation would: `!Ref` of a resource gives its
+/// local physical value (`refs`: table and bucket names, queue URLs), of a parameter its value.
 pub fn resolve_env(
     template: &Template,
     function: &str,
-    prefix: &str,
+    refs: &BTreeMap<String, String>,
     params: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (name, value) in template.env.get(function).into_iter().flatten() {
         let resolved = match value {
             EnvValue::Literal(v) => Some(v.clone()),
-            EnvValue::Ref(r) if template.tables.contains_key(r) => Some(table_name(prefix, r)),
-            EnvValue::Ref(r) => params.get(r).cloned(),
+            EnvValue::Ref(r) => refs.get(r).or_else(|| params.get(r)).cloned(),
         };
         if let Some(v) = resolved {
             out.insert(name.clone(), v);
@@ -103,9 +107,29 @@ pub fn resolve_env(
 
 /// Builds one `App` per function from its resolved environment.
 pub fn app_for(
-    dynamodb: &aws_sdk_dynamodb::Client,
+    clients: &crate::stack::Clients,
     env: &BTreeMap<String, String>,
 ) -> anyhow::Result<Arc<App>> {
     let config = Config::from_lookup(|name| env.get(name).cloned())?;
-    Ok(Arc::new(App::with_client(dynamodb.clone(), config)))
+    Ok(Arc::new(App::with_clients(
+        clients.dynamodb.clone(),
+        clients.s3.clone(),
+        clients.sqs.clone(),
+        config,
+    )))
+}
+
+/// A queue handler: an SQS batch in, a partial batch response out.
+pub type QueueHandler =
+    Arc<dyn Fn(SqsEvent) -> Pin<Box<dyn Future<Output = SqsBatchResponse> + Send>> + Send + Sync>;
+
+/// The queue handler of `function`, or `None` when it has none.
+pub fn queue_handler(function: &str, app: Arc<App>) -> Option<QueueHandler> {
+    match function {
+        "CsvImportFunction" => Some(Arc::new(move |event: SqsEvent| {
+            let app = app.clone();
+            Box::pin(async move { intake_csv_import::handle(&app, event).await })
+        })),
+        _ => None,
+    }
 }

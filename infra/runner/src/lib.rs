@@ -1,8 +1,10 @@
-//! The local stack's runner: reads `template.yaml`, creates its tables on DynamoDB Local and
-//! serves its HTTP functions on 127.0.0.1 through the same handlers and the real AWS SDK.
+//! The local stack's runner: reads `template.yaml`, creates its tables (DynamoDB Local), buckets
+//! and queues (moto) with their notifications, serves its HTTP functions on 127.0.0.1 and
+//! polls its queues into the queue handlers — the same handlers, through the real AWS SDK.
 
 pub mod functions;
 pub mod server;
+pub mod stack;
 pub mod tables;
 pub mod template;
 
@@ -12,62 +14,108 @@ use std::sync::Arc;
 
 use intake_shared::App;
 
+pub use stack::Clients;
+
 /// Parameters of the template, as the runner fills them.
 pub fn params(operator_key: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("OperatorKey".to_owned(), operator_key.to_owned()),
         ("LogLevel".to_owned(), "info".to_owned()),
+        (
+            "ChunkRows".to_owned(),
+            std::env::var("INTAKE_CHUNK_ROWS").unwrap_or_else(|_| "2000".into()),
+        ),
     ])
 }
 
-/// A running local system's parts: the router and each function's `App`.
+/// A local system's parts: the router, each function's `App`, the queue pollers.
 pub struct Local {
     pub router: server::Router,
     pub apps: BTreeMap<String, Arc<App>>,
     pub template: template::Template,
+    pub pollers: Vec<stack::Poller>,
+    /// Physical values of the resources (`!Ref`): table and bucket names, queue URLs.
+    pub refs: BTreeMap<String, String>,
+    pub clients: Clients,
 }
 
-/// Creates the tables under `prefix` and builds a router for every route of the template.
-/// Fails when the template names a function the runner cannot host.
+impl Local {
+    /// Starts `workers` pollers per queue event (Lambda runs several concurrent batches).
+    pub fn start_pollers(&self, workers: usize) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut handles = Vec::new();
+        for poller in &self.pollers {
+            for _ in 0..workers.max(1) {
+                handles.push(tokio::spawn(poller.clone().run(self.clients.sqs.clone())));
+            }
+        }
+        handles
+    }
+}
+
+/// Creates the tables, queues and buckets under `prefix` and wires every route and queue
+/// event of the template. Fails when the template names a function the runner cannot host.
 pub async fn build(
-    dynamodb: &aws_sdk_dynamodb::Client,
+    clients: &Clients,
     template_path: &Path,
     prefix: &str,
     params: &BTreeMap<String, String>,
 ) -> anyhow::Result<Local> {
     let template = template::Template::load(template_path)?;
-    tables::create_tables(dynamodb, &template, prefix).await?;
+    let mut refs = BTreeMap::new();
+    for table in tables::create_tables(&clients.dynamodb, &template, prefix).await? {
+        if let Some(id) = table.strip_prefix(prefix) {
+            refs.insert(id.to_owned(), table.clone());
+        }
+    }
+    let queues = stack::create_queues(&clients.sqs, &template, prefix).await?;
+    refs.extend(queues.iter().map(|(id, q)| (id.clone(), q.url.clone())));
+    refs.extend(stack::create_buckets(&clients.s3, &template, prefix, &queues).await?);
     let mut apps = BTreeMap::new();
     for function in template.env.keys() {
-        let env = functions::resolve_env(&template, function, prefix, params);
-        apps.insert(function.clone(), functions::app_for(dynamodb, &env)?);
+        let env = functions::resolve_env(&template, function, &refs, params);
+        apps.insert(function.clone(), functions::app_for(clients, &env)?);
     }
+    let app = |f: &str| {
+        apps.get(f)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("unknown function {f}"))
+    };
     let mut routes = Vec::new();
     for route in &template.routes {
-        let app = apps
-            .get(&route.function)
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("route {} names unknown function", route.key()))?;
-        let handler = functions::handler(&route.function, app)
+        let handler = functions::handler(&route.function, app(&route.function)?)
             .ok_or_else(|| anyhow::anyhow!("runner cannot host function {}", route.function))?;
         let authorizer = match &route.authorizer {
-            Some(f) => {
-                let app = apps
-                    .get(f)
-                    .cloned()
-                    .ok_or_else(|| anyhow::anyhow!("unknown authorizer {f}"))?;
-                Some(
-                    functions::authorizer(f, app)
-                        .ok_or_else(|| anyhow::anyhow!("{f} is not an authorizer"))?,
-                )
-            }
+            Some(f) => Some(
+                functions::authorizer(f, app(f)?)
+                    .ok_or_else(|| anyhow::anyhow!("{f} is not an authorizer"))?,
+            ),
             None => None,
         };
         routes.push((route.clone(), handler, authorizer));
+    }
+    let mut pollers = Vec::new();
+    for event in &template.queue_events {
+        let handler =
+            functions::queue_handler(&event.function, app(&event.function)?).ok_or_else(|| {
+                anyhow::anyhow!("runner cannot host queue function {}", event.function)
+            })?;
+        let queue = queues
+            .get(&event.queue)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("unknown queue {}", event.queue))?;
+        pollers.push(stack::Poller {
+            function: event.function.clone(),
+            queue,
+            batch_size: event.batch_size,
+            handler,
+        });
     }
     Ok(Local {
         router: server::Router::new(routes),
         apps,
         template,
+        pollers,
+        refs,
+        clients: clients.clone(),
     })
 }

@@ -27,16 +27,19 @@ async fn main() -> anyhow::Result<()> {
     }
     let sdk = config::aws().await;
     let local = intake_local_runner::build(
-        &aws_sdk_dynamodb::Client::new(&sdk),
+        &intake_local_runner::Clients::from_sdk(&sdk),
         &template,
         &prefix,
         &intake_local_runner::params(&operator),
     )
     .await?;
+    let workers: usize = std::env::var("INTAKE_QUEUE_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(4);
+    let _pollers = local.start_pollers(workers);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!(
-        "intake-local: listening on http://127.0.0.1:{port} ({} routes)",
-        local.template.routes.len()
-    );
+    let bucket = local.refs.get("UploadsBucket").cloned().unwrap_or_default();
+    println!("intake-local: listening on http://127.0.0.1:{port} ({} routes, {} queue pollers), upload bucket {bucket}", local.template.routes.len(), local.pollers.len() * workers);
     intake_local_runner::server::serve(listener, local.router).await
 }

@@ -45,10 +45,35 @@ pub enum EnvValue {
     Ref(String),
 }
 
+/// An SQS queue: its visibility timeout and dead-letter redrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    pub visibility_timeout: Option<u32>,
+    /// (dead-letter queue logical id, maxReceiveCount)
+    pub redrive: Option<(String, u32)>,
+}
+
+/// An S3 bucket and the queues its ObjectCreated events go to: (queue logical id, key prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub notifications: Vec<(String, String)>,
+}
+
+/// A function's SQS event source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEvent {
+    pub function: String,
+    pub queue: String,
+    pub batch_size: i32,
+}
+
 /// What the runner needs from the template.
 #[derive(Debug, Clone)]
 pub struct Template {
     pub routes: Vec<Route>,
+    pub queues: BTreeMap<String, Queue>,
+    pub buckets: BTreeMap<String, Bucket>,
+    pub queue_events: Vec<QueueEvent>,
     /// Logical id → `Properties` of each `AWS::DynamoDB::Table`, as YAML.
     pub tables: BTreeMap<String, Value>,
     /// Function logical id → environment (Globals merged with the function's own).
@@ -80,6 +105,63 @@ fn env_of(value: Option<&Value>) -> BTreeMap<String, EnvValue> {
         }
     }
     out
+}
+
+/// The logical id named by `!GetAtt X.Arn` (or `Fn::GetAtt: [X, Arn]`).
+fn get_att_target(v: &Value) -> Option<String> {
+    match v {
+        Value::Tagged(t) if t.tag == "!GetAtt" => {
+            t.value.as_str()?.split('.').next().map(str::to_owned)
+        }
+        other => other.get("Fn::GetAtt")?.get(0)?.as_str().map(str::to_owned),
+    }
+}
+
+fn queue_of(props: Option<&Value>) -> Queue {
+    let props = props.cloned().unwrap_or(Value::Null);
+    let redrive = props.get("RedrivePolicy").and_then(|r| {
+        let target = get_att_target(r.get("deadLetterTargetArn")?)?;
+        let max = r
+            .get("maxReceiveCount")
+            .and_then(Value::as_u64)
+            .unwrap_or(5) as u32;
+        Some((target, max))
+    });
+    Queue {
+        visibility_timeout: props
+            .get("VisibilityTimeout")
+            .and_then(Value::as_u64)
+            .map(|v| v as u32),
+        redrive,
+    }
+}
+
+fn bucket_of(props: Option<&Value>) -> Bucket {
+    let configs = props
+        .and_then(|p| p.get("NotificationConfiguration"))
+        .and_then(|n| n.get("QueueConfigurations"))
+        .and_then(Value::as_sequence);
+    let notifications = configs
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            let queue = get_att_target(c.get("Queue")?)?;
+            let rules = c
+                .get("Filter")
+                .and_then(|f| f.get("S3Key"))
+                .and_then(|k| k.get("Rules"))
+                .and_then(Value::as_sequence);
+            let prefix = rules
+                .into_iter()
+                .flatten()
+                .find(|r| r.get("Name").and_then(Value::as_str) == Some("prefix"))
+                .and_then(|r| r.get("Value"))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Some((queue, prefix.to_owned()))
+        })
+        .collect();
+    Bucket { notifications }
 }
 
 /// The function behind the HTTP API's default Lambda authorizer (`FunctionArn: !GetAtt X.Arn`).
@@ -121,12 +203,21 @@ impl Template {
             routes: Vec::new(),
             tables: BTreeMap::new(),
             env: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+            queue_events: Vec::new(),
         };
         let default_authorizer = default_authorizer(resources);
         for (id, resource) in resources {
             let id = id.as_str().unwrap_or_default().to_owned();
             let props = resource.get("Properties");
             match resource.get("Type").and_then(Value::as_str) {
+                Some("AWS::SQS::Queue") => {
+                    template.queues.insert(id, queue_of(props));
+                }
+                Some("AWS::S3::Bucket") => {
+                    template.buckets.insert(id, bucket_of(props));
+                }
                 Some("AWS::DynamoDB::Table") => {
                     template
                         .tables
@@ -140,6 +231,23 @@ impl Template {
                         .and_then(|p| p.get("Events"))
                         .and_then(Value::as_mapping);
                     for (_, event) in events.into_iter().flatten() {
+                        if event.get("Type").and_then(Value::as_str) == Some("SQS") {
+                            let p = event.get("Properties");
+                            if let Some(queue) =
+                                p.and_then(|p| p.get("Queue")).and_then(get_att_target)
+                            {
+                                let batch_size =
+                                    p.and_then(|p| p.get("BatchSize"))
+                                        .and_then(Value::as_i64)
+                                        .unwrap_or(10) as i32;
+                                template.queue_events.push(QueueEvent {
+                                    function: id.clone(),
+                                    queue,
+                                    batch_size,
+                                });
+                            }
+                            continue;
+                        }
                         if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
                             continue;
                         }

@@ -320,7 +320,7 @@ mod tests {
     proptest! {
         #[test]
         fn csv_written_by_the_csv_crate_round_trips(rows in proptest::collection::vec(proptest::collection::vec("[a-zA-Z0-9 ,;\"\n\r|\tæøå]{0,8}", 3), 1..8), piece in 1usize..9) {
-            let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(vec![]);
+            let mut w = ::csv::WriterBuilder::new().terminator(::csv::Terminator::CRLF).from_writer(vec![]);
             for r in &rows { w.write_record(r).unwrap(); }
             let data = w.into_inner().unwrap();
             let spans = scan_all(&data, piece).unwrap();

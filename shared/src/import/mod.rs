@@ -8,3 +8,4 @@ pub mod job;
 pub mod mapping;
 pub mod pipeline;
 pub mod split;
+pub mod wizard;

@@ -109,19 +109,24 @@ impl Store {
         }
     }
 
-    pub async fn put_job(&self, table: &str, job: &Job) -> Result<(), StoreError> {
+    /// Stores a new job; `false` when a job with its id already exists.
+    pub async fn put_job(&self, table: &str, job: &Job) -> Result<bool, StoreError> {
         let mut item = encode(job_pk(&job.account_id, &job.import_id), "JOB", job)?;
         item.insert("gsi_account".into(), s(job.account_id.0.clone()));
         item.insert("gsi_created".into(), s(job.created_at.to_rfc3339()));
-        self.client()
+        let result = self
+            .client()
             .put_item()
             .table_name(table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await
-            .map_err(|e| StoreError::service("PutItem", e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.as_service_error(), Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))) => Ok(false),
+            Err(e) => Err(StoreError::service("PutItem", e)),
+        }
     }
 
     pub async fn job(
