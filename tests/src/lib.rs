@@ -175,6 +175,8 @@ pub struct TestEnv {
     pub clients: intake_local_runner::Clients,
     /// Physical names of the template's resources (`UploadsBucket`, queue URLs, tables).
     pub refs: BTreeMap<String, String>,
+    /// Message bodies the queue pollers delivered, by queue.
+    pub delivered: intake_local_runner::stack::Delivered,
 }
 
 /// A response: status, JSON body (or `Null`), headers.
@@ -243,6 +245,7 @@ impl TestEnv {
             prefix,
             clients,
             refs: local.refs.clone(),
+            delivered: local.delivered.clone(),
         }
     }
 
@@ -448,5 +451,97 @@ impl TestEnv {
             body.to_owned(),
         )
         .await
+    }
+}
+
+/// PUTs `body` to a presigned URL over plain HTTP/1.1 (what a browser upload does); returns
+/// the status code.
+pub async fn http_put(url: &str, body: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("local URLs are http");
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let head = format!("PUT {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/csv\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer)
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+impl TestEnv {
+    pub fn bucket(&self) -> String {
+        self.refs["UploadsBucket"].clone()
+    }
+
+    /// Creates an import into a new list and uploads `file` through its presigned URL;
+    /// returns the import id.
+    pub async fn upload_import(&self, key: &str, file: &[u8]) -> String {
+        let r = self
+            .call(
+                "POST",
+                "/v1/imports",
+                key,
+                Some(
+                    serde_json::json!({"list": {"new": "Customers"}, "file_name": "contacts.csv"}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(
+            http_put(r.body["upload_url"].as_str().unwrap(), file).await,
+            200
+        );
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Saves settings (asserting 200), starts, and waits for the import to finish.
+    pub async fn run_import(&self, key: &str, id: &str, settings: Value) -> Value {
+        let s = self
+            .call(
+                "PUT",
+                &format!("/v1/imports/{id}/settings"),
+                key,
+                Some(settings),
+            )
+            .await;
+        assert_eq!(s.status, 200, "{}", s.body);
+        let start = self
+            .call("POST", &format!("/v1/imports/{id}/start"), key, None)
+            .await;
+        assert_eq!(start.status, 202, "{}", start.body);
+        self.wait_import(key, id).await
+    }
+
+    /// Polls an import until it is finished (60 s at most).
+    pub async fn wait_import(&self, key: &str, id: &str) -> Value {
+        for _ in 0..600 {
+            let r = self
+                .call("GET", &format!("/v1/imports/{id}"), key, None)
+                .await;
+            if ["completed", "completed_with_errors", "failed", "reverted"]
+                .contains(&r.body["status"].as_str().unwrap_or(""))
+            {
+                return r.body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("import {id} did not finish");
+    }
+
+    /// Every contact of the account, by a scan (tests only).
+    pub async fn contacts(&self, account: &AccountId) -> Vec<intake_shared::model::Contact> {
+        let items = self.store.scan_account(account).await.unwrap();
+        items
+            .into_iter()
+            .filter(|i| {
+                intake_shared::store::items::string_attr(i, "sk").as_deref() == Some("CONTACT")
+            })
+            .map(|i| intake_shared::store::items::contact_from_item(i).unwrap())
+            .collect()
     }
 }

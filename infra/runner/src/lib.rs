@@ -37,6 +37,7 @@ pub struct Local {
     /// Physical values of the resources (`!Ref`): table and bucket names, queue URLs.
     pub refs: BTreeMap<String, String>,
     pub clients: Clients,
+    pub delivered: stack::Delivered,
 }
 
 impl Local {
@@ -94,6 +95,7 @@ pub async fn build(
         routes.push((route.clone(), handler, authorizer));
     }
     let mut pollers = Vec::new();
+    let delivered = stack::Delivered::default();
     for event in &template.queue_events {
         let handler =
             functions::queue_handler(&event.function, app(&event.function)?).ok_or_else(|| {
@@ -105,9 +107,11 @@ pub async fn build(
             .ok_or_else(|| anyhow::anyhow!("unknown queue {}", event.queue))?;
         pollers.push(stack::Poller {
             function: event.function.clone(),
+            queue_id: event.queue.clone(),
             queue,
             batch_size: event.batch_size,
             handler,
+            delivered: delivered.clone(),
         });
     }
     Ok(Local {
@@ -117,5 +121,6 @@ pub async fn build(
         pollers,
         refs,
         clients: clients.clone(),
+        delivered,
     })
 }

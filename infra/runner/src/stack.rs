@@ -150,13 +150,19 @@ pub async fn create_buckets(
     Ok(names)
 }
 
+/// Every message body a poller delivered, with its queue's logical id (for tests that replay
+/// a real message).
+pub type Delivered = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
 /// One poller of one queue.
 #[derive(Clone)]
 pub struct Poller {
     pub function: String,
+    pub queue_id: String,
     pub queue: LocalQueue,
     pub batch_size: i32,
     pub handler: QueueHandler,
+    pub delivered: Delivered,
 }
 
 impl Poller {
@@ -192,6 +198,13 @@ impl Poller {
                 record.event_source_arn = Some(self.queue.arn.clone());
                 record.event_source = Some("aws:sqs".into());
                 event.records.push(record);
+            }
+            if let Ok(mut log) = self.delivered.lock() {
+                log.extend(
+                    messages
+                        .iter()
+                        .filter_map(|m| Some((self.queue_id.clone(), m.body.clone()?))),
+                );
             }
             let response = (self.handler)(event).await;
             let failed: Vec<&str> = response

@@ -359,7 +359,14 @@ impl Store {
             TransactWriteItem::builder().update(update).build(),
         ];
         match self
-            .transact(actions, &format!("{import_id}-{number}"))
+            .transact(
+                actions,
+                &uuid::Uuid::new_v5(
+                    &uuid::Uuid::NAMESPACE_OID,
+                    format!("{import_id}:{number}").as_bytes(),
+                )
+                .to_string(),
+            )
             .await?
         {
             TxOutcome::Committed => Ok(ChunkMark::Counted),

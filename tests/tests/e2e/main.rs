@@ -4,6 +4,7 @@
 mod accounts;
 mod api_upsert;
 mod forms;
+mod imports;
 mod isolation;
 mod manual;
 mod template;
