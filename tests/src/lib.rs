@@ -311,7 +311,7 @@ impl TestEnv {
             .into_iter()
             .map(|item| {
                 item.into_iter()
-                    .map(|(k, v)| (k, format!("{v:?}")))
+                    .map(|(k, v)| (k, canonical(&v).to_string()))
                     .filter(|(k, _)| k != "updated_at")
                     .collect()
             })
@@ -381,6 +381,20 @@ pub fn capture_logs() {
             .with_writer(Mutex::new(file))
             .try_init();
     });
+}
+
+/// An attribute value as JSON with sorted map keys, so snapshots compare by value.
+pub fn canonical(v: &aws_sdk_dynamodb::types::AttributeValue) -> Value {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    match v {
+        A::S(s) => Value::String(s.clone()),
+        A::N(n) => Value::String(format!("N:{n}")),
+        A::Bool(b) => Value::Bool(*b),
+        A::Null(_) => Value::Null,
+        A::L(l) => Value::Array(l.iter().map(canonical).collect()),
+        A::M(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), canonical(v))).collect()),
+        other => Value::String(format!("{other:?}")),
+    }
 }
 
 /// A created form: id and secret.
@@ -481,16 +495,14 @@ impl TestEnv {
     /// Creates an import into a new list and uploads `file` through its presigned URL;
     /// returns the import id.
     pub async fn upload_import(&self, key: &str, file: &[u8]) -> String {
-        let r = self
-            .call(
-                "POST",
-                "/v1/imports",
-                key,
-                Some(
-                    serde_json::json!({"list": {"new": "Customers"}, "file_name": "contacts.csv"}),
-                ),
-            )
-            .await;
+        self.upload_import_to(key, serde_json::json!({"new": "Customers"}), file)
+            .await
+    }
+
+    /// As `upload_import`, into the list `list` (`{"id": …}` or `{"new": …}`).
+    pub async fn upload_import_to(&self, key: &str, list: Value, file: &[u8]) -> String {
+        let body = serde_json::json!({"list": list, "file_name": "contacts.csv"});
+        let r = self.call("POST", "/v1/imports", key, Some(body)).await;
         assert_eq!(r.status, 201, "{}", r.body);
         assert_eq!(
             http_put(r.body["upload_url"].as_str().unwrap(), file).await,
