@@ -177,6 +177,8 @@ pub struct TestEnv {
     pub refs: BTreeMap<String, String>,
     /// Message bodies the queue pollers delivered, by queue.
     pub delivered: intake_local_runner::stack::Delivered,
+    /// Every function's app, by logical id.
+    pub apps: BTreeMap<String, std::sync::Arc<intake_shared::App>>,
 }
 
 /// A response: status, JSON body (or `Null`), headers.
@@ -198,6 +200,11 @@ impl TestEnv {
     /// A system whose imports cut chunks of `chunk_rows` rows (small chunks exercise
     /// cross-chunk identity groups and parallel workers).
     pub async fn with_chunk_rows(chunk_rows: usize) -> Self {
+        Self::with_options(chunk_rows, 4).await
+    }
+
+    /// A system with `workers` pollers per queue (0: nothing consumes the queues).
+    pub async fn with_options(chunk_rows: usize, workers: usize) -> Self {
         capture_logs();
         let var =
             |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
@@ -235,7 +242,9 @@ impl TestEnv {
             .expect("local stack: start it with infra/local/test (DynamoDB Local on 127.0.0.1:8000, moto on 127.0.0.1:5000)");
         // The upsert function's store: its capacity meter counts the contact API's work.
         let store = local.apps["ApiUpsertFunction"].store.clone();
-        local.start_pollers(4);
+        if workers > 0 {
+            local.start_pollers(workers);
+        }
         calls.take();
         Self {
             router: local.router.clone(),
@@ -246,6 +255,7 @@ impl TestEnv {
             clients,
             refs: local.refs.clone(),
             delivered: local.delivered.clone(),
+            apps: local.apps.clone(),
         }
     }
 
@@ -556,4 +566,112 @@ impl TestEnv {
             .map(|i| intake_shared::store::items::contact_from_item(i).unwrap())
             .collect()
     }
+}
+
+impl TestEnv {
+    /// As `run_import`, waiting up to an hour (benchmarks).
+    pub async fn run_import_patient(&self, key: &str, id: &str, settings: Value) -> Value {
+        let s = self
+            .call(
+                "PUT",
+                &format!("/v1/imports/{id}/settings"),
+                key,
+                Some(settings),
+            )
+            .await;
+        assert_eq!(s.status, 200, "{}", s.body);
+        let start = self
+            .call("POST", &format!("/v1/imports/{id}/start"), key, None)
+            .await;
+        assert_eq!(start.status, 202, "{}", start.body);
+        for _ in 0..36_000 {
+            let r = self
+                .call("GET", &format!("/v1/imports/{id}"), key, None)
+                .await;
+            if ["completed", "completed_with_errors", "failed"]
+                .contains(&r.body["status"].as_str().unwrap_or(""))
+            {
+                return r.body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("import {id} did not finish within an hour");
+    }
+}
+
+/// A deterministic generator (xorshift), so runs compare.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// The file and how many distinct valid people it holds.
+/// A realistic contacts file of `rows` rows: Norwegian mobiles in three spellings, 10%
+/// duplicates of earlier people (spread anywhere, so across chunks), ~1% malformed emails.
+/// Returns the file and how many distinct valid people it holds (the contacts an import makes).
+pub fn generate_contacts(rows: usize) -> (String, usize) {
+    let mut rng = Rng(0x5eed_cafe);
+    let first = [
+        "Ola", "Kari", "Per", "Åse", "Jan", "Ingrid", "Lars", "Marit", "Jonas", "Sofie",
+    ];
+    let cities = [
+        "Oslo",
+        "Bergen",
+        "Trondheim",
+        "Tromsø",
+        "Stavanger",
+        "Drammen",
+    ];
+    let mut out = String::from("First name,Last name,E-mail,Mobile,City,Newsletter\n");
+    let mut people: Vec<u64> = Vec::new();
+    let mut invalid = 0usize;
+    for i in 0..rows {
+        let dup = i > 100 && rng.below(10) == 0;
+        let person = if dup {
+            people[rng.below(people.len() as u64) as usize]
+        } else {
+            40_000_000 + i as u64
+        };
+        if !dup {
+            people.push(person);
+        }
+        let digits = format!("{person:08}");
+        let mobile = match rng.below(3) {
+            0 => format!("+47 {} {} {}", &digits[..3], &digits[3..5], &digits[5..]),
+            1 => format!("0047 {digits}"),
+            _ => digits.clone(),
+        };
+        let bad = !dup && rng.below(100) == 0;
+        let email = if bad {
+            invalid += 1;
+            format!("person{person}.example.no")
+        } else {
+            format!("person{person}@example.no")
+        };
+        let name = first[rng.below(first.len() as u64) as usize];
+        let city = cities[rng.below(cities.len() as u64) as usize];
+        let news = if rng.below(2) == 0 { "yes" } else { "no" };
+        out.push_str(&format!("{name},Nordmann,{email},{mobile},{city},{news}\n"));
+    }
+    (out, people.len() - invalid)
+}
+
+/// Wizard settings for `generate_contacts` files.
+pub fn generated_settings() -> Value {
+    serde_json::json!({
+        "mapping": {"First name": "first_name", "Last name": "last_name", "E-mail": "email", "Mobile": "mobile", "City": "city"},
+        "skip_unmapped": true,
+        "opt_in": {"email_marketing": {"column": "Newsletter"}, "sms_marketing": {"value": "unknown"}},
+        "master": "file", "primary_key": "mobile", "secondary_key": "email", "compliance_acknowledged": true
+    })
 }

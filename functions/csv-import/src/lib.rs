@@ -238,7 +238,7 @@ mod tests {
     fn s3_keys_decode_both_aws_and_moto_forms() {
         assert_eq!(
             decode_key("drop/acc/p1/my+file%C3%A6.csv"),
-            "drop/acc/p1/my filæ.csv"
+            "drop/acc/p1/my fileæ.csv"
         );
         assert_eq!(
             decode_key("drop%2Facc%2Fp1%2Fa+b.csv"),

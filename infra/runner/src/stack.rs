@@ -110,8 +110,9 @@ pub async fn create_buckets(
                     s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
                 }) => {}
             Err(e) => {
-                return Err(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
-                    .map_err(anyhow::Error::msg)
+                return Err(anyhow::Error::msg(
+                    aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+                ))
             }
         }
         let mut configs = Vec::new();

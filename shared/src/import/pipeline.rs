@@ -349,6 +349,8 @@ pub struct ChunkMessage {
     pub account_id: crate::model::AccountId,
     pub import_id: String,
     pub shape: FileShape,
+    /// The file's column names, so a worker needs no read of the file's head.
+    pub columns: Vec<String>,
     pub spec: ChunkSpec,
     pub extras_key: Option<String>,
 }
@@ -440,6 +442,7 @@ pub async fn split(app: &App, job: &Job, account: &Settings) -> Result<u64, Pipe
             account_id: job.account_id.clone(),
             import_id: job.import_id.clone(),
             shape,
+            columns: mapper.columns().to_vec(),
             extras_key: (!spec.extras.is_empty()).then(|| extras_key(job, spec.number)),
             spec,
         })
@@ -458,7 +461,7 @@ async fn send_chunks(
     for batch in messages.chunks(10) {
         let mut entries = Vec::with_capacity(batch.len());
         for (i, m) in batch.iter().enumerate() {
-            let body = serde_json::to_string(&QueueMessage::Chunk(m.clone()))
+            let body = serde_json::to_string(&QueueMessage::Chunk(Box::new(m.clone())))
                 .map_err(|e| PipelineError::File(e.to_string()))?;
             entries.push(
                 SendMessageBatchRequestEntry::builder()
@@ -501,10 +504,11 @@ pub enum QueueMessage {
         account_id: crate::model::AccountId,
         import_id: String,
     },
-    Chunk(ChunkMessage),
+    Chunk(Box<ChunkMessage>),
 }
 
 /// A row of a chunk, ready or already decided.
+#[allow(clippy::large_enum_variant)] // most rows are records; boxing them would only allocate
 enum Row {
     Record(u64, Incoming),
     Done(Result<(), Vec<RowError>>),
@@ -669,7 +673,13 @@ pub async fn process_chunk(
     {
         return Ok(ChunkMark::AlreadyDone);
     }
-    let (mapper, _) = mapper(app, &job, account).await?;
+    let settings = job
+        .settings
+        .as_ref()
+        .ok_or_else(|| PipelineError::File("the import has no settings".into()))?;
+    let mapper = settings
+        .plan(&msg.columns, account, DEFAULT_CELL_LIMIT)
+        .map_err(PipelineError::Settings)?;
     let rows = chunk_rows(app, msg, &job.object_key, &mapper).await?;
     let (counts, errors) = apply_rows(app, &job, &mapper, rows, &mut Mode::Write).await?;
     if !errors.is_empty() {

@@ -172,7 +172,7 @@ impl Store {
             .into_iter()
             .map(decode)
             .collect::<Result<_, _>>()?;
-        jobs.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.created_at));
         Ok(jobs)
     }
 

@@ -843,3 +843,29 @@ async fn r_ops_1_member_keys_cannot_import() {
         "members may read status"
     );
 }
+
+#[tokio::test]
+async fn import_of_generated_rows_with_duplicates_across_chunks_and_four_workers_counts_exactly() {
+    let env = TestEnv::with_options(250, 4).await;
+    let (account, key) = env.account("NO").await;
+    let (file, people) = intake_tests::generate_contacts(5_000);
+    let id = env.upload_import(&key, file.as_bytes()).await;
+    let job = env
+        .run_import_patient(&key, &id, intake_tests::generated_settings())
+        .await;
+    let sum = ["created", "updated", "unchanged", "blank", "errors"]
+        .iter()
+        .map(|k| job[k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(
+        (sum, job["rows_done"].as_u64(), job["rows_total"].as_u64()),
+        (5_000, Some(5_000), Some(5_000)),
+        "{job}"
+    );
+    assert_eq!(job["created"].as_u64(), Some(people as u64), "{job}");
+    assert_eq!(
+        env.contact_count(&account).await,
+        people,
+        "exactly one contact per person"
+    );
+}
