@@ -8,7 +8,8 @@ import sys
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 E164 = re.compile(r"\+\d{8,15}")
 # The fixtures' phone numbers in any spelling (412 34 567, 41234567, 0047 41234567 ...).
-FIXTURE_PHONE = re.compile(r"412[\s-]?\d{2}[\s-]?\d{3}")
+# Bounded so that digits inside hex ids and UUIDs ("acc_…ea412847338…") never match.
+FIXTURE_PHONE = re.compile(r"(?<![0-9A-Za-z-])(?:\+47\s?|0047\s?)?412[\s-]?\d{2}[\s-]?\d{3}(?![0-9A-Za-z-])")
 NAMES = ["Ola", "Nordmann", "Kari", "Åse", "Ødegård", "Hansen", "Bea", "Nobody", "Eve"]
 NAME = re.compile(r"\b(" + "|".join(map(re.escape, NAMES)) + r")\b")
 
@@ -20,6 +21,8 @@ def offences(text):
 def main(path):
     canary = json.dumps({"fields": {"message": "x", "v": "Ola ola@example.no +4741234567"}})
     assert len(offences(canary)) == 4, "scanner patterns are broken"
+    assert offences(json.dumps({"fields": {"m": "412 34 567"}})) == [FIXTURE_PHONE.pattern], "phone pattern is broken"
+    assert offences(json.dumps({"fields": {"account_id": "acc_4538854c12ad4e6ea412847338d8e1b8"}})) == [], "ids must not match"
     try:
         lines = open(path, encoding="utf-8").read().splitlines()
     except FileNotFoundError:

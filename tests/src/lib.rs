@@ -521,8 +521,8 @@ impl TestEnv {
         r.body["id"].as_str().unwrap().to_owned()
     }
 
-    /// Saves settings (asserting 200), starts, and waits for the import to finish.
-    pub async fn run_import(&self, key: &str, id: &str, settings: Value) -> Value {
+    /// Saves settings (asserting 200) and starts the import (asserting 202).
+    pub async fn start_import(&self, key: &str, id: &str, settings: Value) {
         let s = self
             .call(
                 "PUT",
@@ -536,12 +536,30 @@ impl TestEnv {
             .call("POST", &format!("/v1/imports/{id}/start"), key, None)
             .await;
         assert_eq!(start.status, 202, "{}", start.body);
+    }
+
+    /// Saves settings, starts, and waits (60 s at most) for the import to finish.
+    pub async fn run_import(&self, key: &str, id: &str, settings: Value) -> Value {
+        self.start_import(key, id, settings).await;
         self.wait_import(key, id).await
+    }
+
+    /// As `run_import`, waiting up to an hour (benchmarks).
+    pub async fn run_import_patient(&self, key: &str, id: &str, settings: Value) -> Value {
+        self.start_import(key, id, settings).await;
+        self.wait_import_for(key, id, std::time::Duration::from_secs(3600))
+            .await
     }
 
     /// Polls an import until it is finished (60 s at most).
     pub async fn wait_import(&self, key: &str, id: &str) -> Value {
-        for _ in 0..600 {
+        self.wait_import_for(key, id, std::time::Duration::from_secs(60))
+            .await
+    }
+
+    pub async fn wait_import_for(&self, key: &str, id: &str, limit: std::time::Duration) -> Value {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
             let r = self
                 .call("GET", &format!("/v1/imports/{id}"), key, None)
                 .await;
@@ -552,7 +570,22 @@ impl TestEnv {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        panic!("import {id} did not finish");
+        panic!("import {id} did not finish within {limit:?}");
+    }
+
+    /// Waits (10 s at most) for the newest import listed under a tab (`draft`, `completed`, `failed`).
+    pub async fn first_in_tab(&self, key: &str, tab: &str) -> Value {
+        for _ in 0..100 {
+            let list = self
+                .call("GET", &format!("/v1/imports?status={tab}"), key, None)
+                .await
+                .body;
+            if let Some(job) = list["imports"].as_array().and_then(|a| a.first()) {
+                return job.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Value::Null
     }
 
     /// Every contact of the account, by a scan (tests only).
@@ -565,37 +598,6 @@ impl TestEnv {
             })
             .map(|i| intake_shared::store::items::contact_from_item(i).unwrap())
             .collect()
-    }
-}
-
-impl TestEnv {
-    /// As `run_import`, waiting up to an hour (benchmarks).
-    pub async fn run_import_patient(&self, key: &str, id: &str, settings: Value) -> Value {
-        let s = self
-            .call(
-                "PUT",
-                &format!("/v1/imports/{id}/settings"),
-                key,
-                Some(settings),
-            )
-            .await;
-        assert_eq!(s.status, 200, "{}", s.body);
-        let start = self
-            .call("POST", &format!("/v1/imports/{id}/start"), key, None)
-            .await;
-        assert_eq!(start.status, 202, "{}", start.body);
-        for _ in 0..36_000 {
-            let r = self
-                .call("GET", &format!("/v1/imports/{id}"), key, None)
-                .await;
-            if ["completed", "completed_with_errors", "failed"]
-                .contains(&r.body["status"].as_str().unwrap_or(""))
-            {
-                return r.body;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("import {id} did not finish within an hour");
     }
 }
 

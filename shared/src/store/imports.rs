@@ -25,21 +25,6 @@ fn chunk_sk(n: u32) -> String {
     format!("CHUNK#{n:06}")
 }
 
-fn encode<T: Serialize>(pk: String, sk: &str, value: &T) -> Result<Item, StoreError> {
-    let mut item: Item =
-        serde_dynamo::to_item(value).map_err(|e| StoreError::Encode(e.to_string()))?;
-    item.extend(items::key(pk, sk));
-    Ok(item)
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
-    let key = items::string_attr(&item, items::PK).unwrap_or_default();
-    serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
-        key,
-        reason: e.to_string(),
-    })
-}
-
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -111,7 +96,7 @@ impl Store {
 
     /// Stores a new job; `false` when a job with its id already exists.
     pub async fn put_job(&self, table: &str, job: &Job) -> Result<bool, StoreError> {
-        let mut item = encode(job_pk(&job.account_id, &job.import_id), "JOB", job)?;
+        let mut item = items::encode(job_pk(&job.account_id, &job.import_id), "JOB", job)?;
         item.insert("gsi_account".into(), s(job.account_id.0.clone()));
         item.insert("gsi_created".into(), s(job.created_at.to_rfc3339()));
         let result = self
@@ -135,10 +120,8 @@ impl Store {
         account: &AccountId,
         import_id: &str,
     ) -> Result<Option<Job>, StoreError> {
-        self.get(table, items::key(job_pk(account, import_id), "JOB"))
-            .await?
-            .map(decode)
-            .transpose()
+        self.get_as(table, items::key(job_pk(account, import_id), "JOB"))
+            .await
     }
 
     /// The account's jobs, newest first (at most `limit`).
@@ -170,7 +153,7 @@ impl Store {
             .batch_get(table, keys)
             .await?
             .into_iter()
-            .map(decode)
+            .map(items::decode)
             .collect::<Result<_, _>>()?;
         jobs.sort_by_key(|j| std::cmp::Reverse(j.created_at));
         Ok(jobs)
@@ -325,7 +308,7 @@ impl Store {
         counts: &Counts,
     ) -> Result<ChunkMark, StoreError> {
         let pk = job_pk(account, import_id);
-        let marker = encode(
+        let marker = items::encode(
             pk.clone(),
             &chunk_sk(number),
             &serde_json::json!({"counts": counts}),
@@ -428,19 +411,8 @@ impl Store {
         account: &AccountId,
         list: &ContactList,
     ) -> Result<(), StoreError> {
-        let item = encode(
-            format!("ACC#{}#LIST#{}", account.0, list.list_id),
-            "LIST",
-            list,
-        )?;
-        self.client()
-            .put_item()
-            .table_name(&self.tables().settings)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| StoreError::service("PutItem", e))?;
-        Ok(())
+        let pk = format!("ACC#{}#LIST#{}", account.0, list.list_id);
+        self.put_as(&self.tables().settings, pk, "LIST", list).await
     }
 
     pub async fn list(
@@ -449,10 +421,7 @@ impl Store {
         list_id: &str,
     ) -> Result<Option<ContactList>, StoreError> {
         let key = items::key(format!("ACC#{}#LIST#{list_id}", account.0), "LIST");
-        self.get(&self.tables().settings, key)
-            .await?
-            .map(decode)
-            .transpose()
+        self.get_as(&self.tables().settings, key).await
     }
 
     pub async fn put_profile(
@@ -460,19 +429,9 @@ impl Store {
         account: &AccountId,
         profile: &ImportProfile,
     ) -> Result<(), StoreError> {
-        let item = encode(
-            format!("ACC#{}#PROFILE#{}", account.0, profile.profile_id),
-            "PROFILE",
-            profile,
-        )?;
-        self.client()
-            .put_item()
-            .table_name(&self.tables().settings)
-            .set_item(Some(item))
-            .send()
+        let pk = format!("ACC#{}#PROFILE#{}", account.0, profile.profile_id);
+        self.put_as(&self.tables().settings, pk, "PROFILE", profile)
             .await
-            .map_err(|e| StoreError::service("PutItem", e))?;
-        Ok(())
     }
 
     pub async fn profile(
@@ -481,9 +440,6 @@ impl Store {
         profile_id: &str,
     ) -> Result<Option<ImportProfile>, StoreError> {
         let key = items::key(format!("ACC#{}#PROFILE#{profile_id}", account.0), "PROFILE");
-        self.get(&self.tables().settings, key)
-            .await?
-            .map(decode)
-            .transpose()
+        self.get_as(&self.tables().settings, key).await
     }
 }

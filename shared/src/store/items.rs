@@ -208,6 +208,23 @@ fn value_size(v: &AttributeValue) -> usize {
     }
 }
 
+/// A serde value stored as an item under `pk`/`sk` (settings-table records, jobs).
+pub fn encode<T: Serialize>(pk: String, sk: &str, value: &T) -> Result<Item, StoreError> {
+    let mut item: Item =
+        serde_dynamo::to_item(value).map_err(|e| StoreError::Encode(e.to_string()))?;
+    item.extend(key(pk, sk));
+    Ok(item)
+}
+
+/// A stored record read back; a malformed one is a typed error naming its key.
+pub fn decode<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
+    let key = string_attr(&item, PK).unwrap_or_default();
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
+        key,
+        reason: e.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -311,6 +311,34 @@ impl Store {
         Ok(out)
     }
 
+    /// A record by key, decoded.
+    pub(crate) async fn get_as<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        table: &str,
+        key: Item,
+    ) -> Result<Option<T>, StoreError> {
+        self.get(table, key).await?.map(items::decode).transpose()
+    }
+
+    /// Writes a record (replacing any) under `pk`/`sk`.
+    pub(crate) async fn put_as<T: serde::Serialize>(
+        &self,
+        table: &str,
+        pk: String,
+        sk: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let item = items::encode(pk, sk, value)?;
+        self.client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| StoreError::service("PutItem", e))?;
+        Ok(())
+    }
+
     pub(crate) async fn get(&self, table: &str, key: Item) -> Result<Option<Item>, StoreError> {
         let out = self
             .client

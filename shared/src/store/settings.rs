@@ -77,21 +77,6 @@ fn idempotency_pk(account: &AccountId, key: &str) -> String {
     format!("ACC#{}#IDEM#{key}", account.0)
 }
 
-fn with_key<T: Serialize>(pk: String, sk: &str, value: &T) -> Result<Item, StoreError> {
-    let mut item: Item =
-        serde_dynamo::to_item(value).map_err(|e| StoreError::Encode(e.to_string()))?;
-    item.extend(items::key(pk, sk));
-    Ok(item)
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
-    let key = items::string_attr(&item, items::PK).unwrap_or_default();
-    serde_dynamo::from_item(item).map_err(|e| StoreError::Decode {
-        key,
-        reason: e.to_string(),
-    })
-}
-
 /// The outcome of trying to claim an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyClaim {
@@ -109,7 +94,7 @@ impl Store {
         key_hash: &str,
         key: &ApiKeyRecord,
     ) -> Result<(), StoreError> {
-        let mut actions = vec![self.put_new(with_key(
+        let mut actions = vec![self.put_new(items::encode(
             account_pk(&account.account_id),
             "ACCOUNT",
             account,
@@ -143,7 +128,7 @@ impl Store {
         else {
             return Ok(false);
         };
-        let pointer: KeyPointer = decode(item)?;
+        let pointer: KeyPointer = items::decode(item)?;
         self.client()
             .update_item()
             .table_name(&self.tables().settings)
@@ -188,8 +173,8 @@ impl Store {
             key_hash: key_hash.to_owned(),
         };
         Ok(vec![
-            self.put_new(with_key(api_key_pk(key_hash), "APIKEY", key)?)?,
-            self.put_new(with_key(
+            self.put_new(items::encode(api_key_pk(key_hash), "APIKEY", key)?)?,
+            self.put_new(items::encode(
                 key_id_pk(&key.account_id, &key.key_id),
                 "KEYID",
                 &pointer,
@@ -221,18 +206,12 @@ impl Store {
 
     pub async fn account(&self, account: &AccountId) -> Result<Option<Account>, StoreError> {
         let key = items::key(account_pk(account), "ACCOUNT");
-        self.get(&self.tables().settings, key)
-            .await?
-            .map(decode)
-            .transpose()
+        self.get_as(&self.tables().settings, key).await
     }
 
     pub async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let key = items::key(api_key_pk(key_hash), "APIKEY");
-        self.get(&self.tables().settings, key)
-            .await?
-            .map(decode)
-            .transpose()
+        self.get_as(&self.tables().settings, key).await
     }
 
     /// Claims `key` for a request with `request_hash`: succeeds when the key is new or its
@@ -251,7 +230,7 @@ impl Store {
             lease_until: now + 60,
             ttl: now + 24 * 3600,
         };
-        let item = with_key(idempotency_pk(account, key), "IDEM", &record)?;
+        let item = items::encode(idempotency_pk(account, key), "IDEM", &record)?;
         let result = self
             .client()
             .put_item()
@@ -273,7 +252,7 @@ impl Store {
                     err.as_service_error()
                 {
                     if let Some(old) = e.item.clone() {
-                        return Ok(IdempotencyClaim::Existing(decode(old)?));
+                        return Ok(IdempotencyClaim::Existing(items::decode(old)?));
                     }
                 }
                 let code = err.code().unwrap_or("unknown").to_owned();
@@ -293,7 +272,7 @@ impl Store {
         key: &str,
         record: &IdempotencyRecord,
     ) -> Result<(), StoreError> {
-        let item = with_key(idempotency_pk(account, key), "IDEM", record)?;
+        let item = items::encode(idempotency_pk(account, key), "IDEM", record)?;
         self.client()
             .put_item()
             .table_name(&self.tables().settings)

@@ -709,18 +709,7 @@ async fn import_drop_folder_object_starts_an_import_with_the_saved_profile() {
         .send()
         .await
         .unwrap();
-    let mut found = Value::Null;
-    for _ in 0..100 {
-        let list = env
-            .call("GET", "/v1/imports?status=completed", &key, None)
-            .await
-            .body;
-        if let Some(job) = list["imports"].as_array().and_then(|a| a.first()) {
-            found = job.clone();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let found = env.first_in_tab(&key, "completed").await;
     assert_eq!(
         (found["created"].as_u64(), found["file_name"].as_str()),
         (Some(1), Some("kunder 2024.csv")),
@@ -779,18 +768,7 @@ async fn r_wiz_10_an_unterminated_quote_fails_the_started_import_with_the_row() 
         .send()
         .await
         .unwrap();
-    let mut failed = Value::Null;
-    for _ in 0..100 {
-        let list = env
-            .call("GET", "/v1/imports?status=failed", &key, None)
-            .await
-            .body;
-        if let Some(job) = list["imports"].as_array().and_then(|a| a.first()) {
-            failed = job.clone();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let failed = env.first_in_tab(&key, "failed").await;
     assert!(
         failed["failure_reasons"][0]
             .as_str()
