@@ -100,15 +100,28 @@ impl Storable for Injected {
 /// Replaces the next `n` calls of an operation with a fault. The real request is turned into
 /// a harmless `DescribeLimits` so nothing is applied, then the answer is swapped.
 #[derive(Debug, Clone, Default)]
-pub struct Faults(Arc<Mutex<BTreeMap<String, (Fault, u32)>>>);
+pub struct Faults(Arc<Mutex<BTreeMap<String, (Fault, u32, u32)>>>);
 
 impl Faults {
     pub fn fail_next(&self, op: &str, fault: Fault, n: u32) {
-        self.0.lock().unwrap().insert(op.to_owned(), (fault, n));
+        self.fail_after(op, 0, fault, n);
+    }
+
+    /// Lets `skip` calls of `op` through, then fails the next `n`.
+    pub fn fail_after(&self, op: &str, skip: u32, fault: Fault, n: u32) {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(op.to_owned(), (fault, skip, n));
     }
 
     pub fn remaining(&self, op: &str) -> u32 {
-        self.0.lock().unwrap().get(op).map(|(_, n)| *n).unwrap_or(0)
+        self.0
+            .lock()
+            .unwrap()
+            .get(op)
+            .map(|(_, _, n)| *n)
+            .unwrap_or(0)
     }
 }
 
@@ -127,7 +140,11 @@ impl Intercept for Faults {
         let fault = {
             let mut faults = self.0.lock().unwrap();
             match faults.get_mut(&op) {
-                Some((fault, n)) if *n > 0 => {
+                Some((_, skip, _)) if *skip > 0 => {
+                    *skip -= 1;
+                    None
+                }
+                Some((fault, _, n)) if *n > 0 => {
                     *n -= 1;
                     Some(*fault)
                 }

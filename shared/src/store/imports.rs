@@ -57,6 +57,9 @@ pub struct ImportProfile {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Attempts at the chunk-done transaction before the message is left to SQS.
+const MARK_ATTEMPTS: u32 = 8;
+
 /// What happened to a chunk's done marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChunkMark {
@@ -64,6 +67,8 @@ pub enum ChunkMark {
     Counted,
     /// The chunk was done before (a redelivery): nothing added.
     AlreadyDone,
+    /// The job is no longer running (failed meanwhile): nothing added.
+    JobNotRunning,
 }
 
 impl Store {
@@ -341,27 +346,47 @@ impl Store {
             TransactWriteItem::builder().put(put).build(),
             TransactWriteItem::builder().update(update).build(),
         ];
-        match self
-            .transact(
-                actions,
-                &uuid::Uuid::new_v5(
-                    &uuid::Uuid::NAMESPACE_OID,
-                    format!("{import_id}:{number}").as_bytes(),
-                )
-                .to_string(),
-            )
-            .await?
-        {
-            TxOutcome::Committed => Ok(ChunkMark::Counted),
-            TxOutcome::Cancelled(r) if r.first() == Some(&CancelReason::ConditionFailed) => {
-                Ok(ChunkMark::AlreadyDone)
+        let token = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("{import_id}:{number}").as_bytes(),
+        )
+        .to_string();
+        // Every chunk updates the one job item: under parallel workers real DynamoDB answers
+        // TransactionConflict now and then. The transaction is idempotent (the marker's
+        // condition), so it is retried here rather than redelivering the whole chunk.
+        for attempt in 0..MARK_ATTEMPTS {
+            match self.transact(actions.clone(), &token).await? {
+                TxOutcome::Committed => return Ok(ChunkMark::Counted),
+                TxOutcome::Cancelled(r) if r.first() == Some(&CancelReason::ConditionFailed) => {
+                    return Ok(ChunkMark::AlreadyDone)
+                }
+                TxOutcome::Cancelled(r) if r.get(1) == Some(&CancelReason::ConditionFailed) => {
+                    return Ok(ChunkMark::JobNotRunning)
+                }
+                TxOutcome::Cancelled(r)
+                    if r.iter().all(|c| {
+                        matches!(
+                            c,
+                            CancelReason::None | CancelReason::Conflict | CancelReason::Throttled
+                        )
+                    }) =>
+                {
+                    super::backoff(attempt + 1).await;
+                }
+                TxOutcome::Cancelled(r) => {
+                    return Err(StoreError::Service {
+                        op: "TransactWriteItems",
+                        code: "TransactionCanceled".into(),
+                        source: format!("{r:?}").into(),
+                    })
+                }
             }
-            TxOutcome::Cancelled(r) => Err(StoreError::Service {
-                op: "TransactWriteItems",
-                code: "TransactionCanceled".into(),
-                source: format!("{r:?}").into(),
-            }),
         }
+        Err(StoreError::Service {
+            op: "TransactWriteItems",
+            code: "TransactionConflict".into(),
+            source: "chunk marker kept conflicting".into(),
+        })
     }
 
     /// Whether chunk `number` is already done.

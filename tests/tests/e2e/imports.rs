@@ -847,3 +847,35 @@ async fn import_of_generated_rows_with_duplicates_across_chunks_and_four_workers
         "exactly one contact per person"
     );
 }
+
+#[tokio::test]
+async fn import_counts_stay_exact_when_the_chunk_marker_meets_transaction_conflicts() {
+    let env = TestEnv::new().await;
+    let (account, key) = env.account("NO").await;
+    upsert(&env, &key, json!({"mobile": "41234567", "city": "Tromsø"})).await;
+    let file = "First,Email,Mobile,City\nOla,ola@example.no,41234567,Oslo\nKari,kari@example.no,41234568,Bergen\n";
+    let id = env.upload_import(&key, file.as_bytes()).await;
+    // The chunk's contact write goes through; its done-marker transaction conflicts three times.
+    // Redelivering the whole chunk instead would count the updated row as unchanged.
+    let conflict = intake_tests::Fault::TransactionConflict;
+    env.faults.fail_after("TransactWriteItems", 1, conflict, 3);
+    let job = env
+        .run_import(
+            &key,
+            &id,
+            settings(basic_mapping(), "mobile", Some("email")),
+        )
+        .await;
+    assert_eq!(
+        env.faults.remaining("TransactWriteItems"),
+        0,
+        "the faults were injected"
+    );
+    let counts = (
+        job["created"].as_u64(),
+        job["updated"].as_u64(),
+        job["unchanged"].as_u64(),
+    );
+    assert_eq!(counts, (Some(1), Some(1), Some(0)), "{job}");
+    assert_eq!(env.contacts(&account).await.len(), 2);
+}
