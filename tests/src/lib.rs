@@ -97,10 +97,13 @@ impl Storable for Injected {
     type Storer = StoreReplace<Self>;
 }
 
+/// Per operation: the fault, calls still to let through, calls still to fail.
+type FaultPlan = BTreeMap<String, (Fault, u32, u32)>;
+
 /// Replaces the next `n` calls of an operation with a fault. The real request is turned into
 /// a harmless `DescribeLimits` so nothing is applied, then the answer is swapped.
 #[derive(Debug, Clone, Default)]
-pub struct Faults(Arc<Mutex<BTreeMap<String, (Fault, u32, u32)>>>);
+pub struct Faults(Arc<Mutex<FaultPlan>>);
 
 impl Faults {
     pub fn fail_next(&self, op: &str, fault: Fault, n: u32) {
