@@ -185,6 +185,10 @@ async fn main() {
     );
     let created = job["created"].as_f64().unwrap_or(1.0).max(1.0);
     println!("  write units (AWS pricing): {units:.0} = {:.2} per created contact (updates of duplicates included)", units / created);
+    println!(
+        "  peak RSS after the first import: {:.0} MiB",
+        peak_rss_mib()
+    );
     let list = json!({"id": job["list_id"]});
     let units_before = worker.modelled_write_capacity();
     let (again, secs2) = import(&env, &key, list, file.as_bytes()).await;
@@ -196,9 +200,10 @@ async fn main() {
         calls2.len() as f64 * 1000.0 / rows as f64,
         per_thousand(&calls2, rows)
     );
+    println!("  peak RSS after the re-import: {:.0} MiB", peak_rss_mib());
     let floor_account = AccountId(format!("floor-{}", uuid::Uuid::new_v4().simple()));
     let (n, floor_calls, floor_secs) = floor(&env, &floor_account, &file).await;
     println!("\nfloor (bare BatchWriteItem of the same {n} contacts + 2 identity items each): {floor_secs:.1} s = {:.0} contacts/s, {floor_calls} calls", n as f64 / floor_secs);
     println!("  pipeline / floor time: {:.2}x", secs / floor_secs);
-    println!("\npeak RSS of the whole process (generator, file, runner, workers): before import {rss_before:.0} MiB, after {:.0} MiB", peak_rss_mib());
+    println!("\npeak RSS of the whole process (generator, file, runner, 4 workers): {rss_before:.0} MiB before the import; after the floor loader (all its items in memory at once) {:.0} MiB", peak_rss_mib());
 }
