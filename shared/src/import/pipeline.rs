@@ -67,10 +67,43 @@ impl PipelineError {
 }
 
 /// Where an object's bytes begin after any byte-order mark, and how its records are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileShape {
     pub data_start: u64,
     pub dialect: Dialect,
+    /// The text encoding's WHATWG name ("UTF-8", "windows-1252", "ISO-8859-2", "GBK", …).
+    #[serde(default = "utf8_name")]
+    pub encoding: String,
+}
+
+fn utf8_name() -> String {
+    "UTF-8".into()
+}
+
+impl FileShape {
+    pub fn encoding(&self) -> &'static encoding_rs::Encoding {
+        encoding_rs::Encoding::for_label(self.encoding.as_bytes()).unwrap_or(encoding_rs::UTF_8)
+    }
+}
+
+/// The text encoding of a file from its first bytes: a UTF-8 BOM or valid UTF-8 means UTF-8;
+/// anything else is guessed by chardetng (Windows-1252, ISO-8859-2, GBK, …). UTF-16 is refused
+/// with a reason until it is supported.
+fn detect_encoding(
+    head: &[u8],
+    complete: bool,
+) -> Result<&'static encoding_rs::Encoding, PipelineError> {
+    if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") {
+        return Err(PipelineError::File("the file is UTF-16 text: save it as UTF-8 (or another 8-bit encoding) and upload it again".into()));
+    }
+    match std::str::from_utf8(head) {
+        Ok(_) => return Ok(encoding_rs::UTF_8),
+        Err(e) if e.error_len().is_none() && !complete => return Ok(encoding_rs::UTF_8),
+        Err(_) => {}
+    }
+    let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+    detector.feed(head, complete);
+    Ok(detector.guess(None, chardetng::Utf8Detection::Deny))
 }
 
 async fn get_range(
@@ -151,6 +184,7 @@ async fn head(
         return Err(PipelineError::File("the file is empty".into()));
     }
     let bytes = get_range(app, bucket, key, 0, len.min(PREVIEW_BYTES)).await?;
+    let encoding = detect_encoding(&bytes, len <= PREVIEW_BYTES)?;
     check_text(&bytes)?;
     let data_start = csv::bom_len(&bytes) as u64;
     let dialect = csv::sniff(&bytes);
@@ -160,36 +194,38 @@ async fn head(
     if len <= PREVIEW_BYTES {
         scanner.finish(&mut spans)?;
     }
+    let shape = FileShape {
+        data_start,
+        dialect,
+        encoding: encoding.name().to_owned(),
+    };
     let records = spans
         .iter()
         .take(max_records)
-        .map(|s| cells(&bytes[s.start as usize..s.end as usize], dialect, true))
+        .map(|s| cells(&bytes[s.start as usize..s.end as usize], &shape))
         .collect();
-    Ok((
-        FileShape {
-            data_start,
-            dialect,
-        },
-        records,
-    ))
+    Ok((shape, records))
 }
 
-/// Trimmed cells of a record; invalid UTF-8 is replaced when `lossy`, else becomes an error.
-fn cells(record: &[u8], dialect: Dialect, lossy: bool) -> Vec<String> {
-    csv::fields(record, dialect)
+/// Trimmed cells of a record for display: undecodable bytes are replaced.
+fn cells(record: &[u8], shape: &FileShape) -> Vec<String> {
+    let enc = shape.encoding();
+    csv::fields(record, shape.dialect)
         .iter()
-        .map(|f| match csv::text(f) {
-            Ok(t) => t,
-            Err(_) if lossy => String::from_utf8_lossy(f).trim().to_owned(),
-            Err(_) => "\u{FFFD}".into(),
-        })
+        .map(|f| enc.decode_without_bom_handling(f).0.trim().to_owned())
         .collect()
 }
 
-fn strict_cells(record: &[u8], dialect: Dialect) -> Result<Vec<String>, String> {
-    csv::fields(record, dialect)
+/// Trimmed cells of a record for import: undecodable bytes make the row an error.
+fn strict_cells(record: &[u8], shape: &FileShape) -> Result<Vec<String>, String> {
+    let enc = shape.encoding();
+    csv::fields(record, shape.dialect)
         .iter()
-        .map(|f| csv::text(f).map_err(|_| "the row is not valid UTF-8 text".to_owned()))
+        .map(|f| {
+            enc.decode_without_bom_handling_and_without_replacement(f)
+                .map(|t| t.trim().to_owned())
+                .ok_or_else(|| format!("the row is not valid {} text", enc.name()))
+        })
         .collect()
 }
 
@@ -224,7 +260,7 @@ pub fn column_names(first: Option<&Vec<String>>, header_row: bool, width: usize)
 /// The wizard's preview (R-WIZ-3).
 #[derive(Debug, Clone, Serialize)]
 pub struct Preview {
-    pub encoding: &'static str,
+    pub encoding: String,
     pub delimiter: String,
     pub header_row: bool,
     pub columns: Vec<String>,
@@ -251,7 +287,7 @@ pub async fn preview(app: &App, job: &Job, header_row: bool) -> Result<Preview, 
         BTreeMap::new()
     };
     Ok(Preview {
-        encoding: "utf-8",
+        encoding: shape.encoding.clone(),
         delimiter: (shape.dialect.delimiter as char).to_string(),
         header_row,
         columns,
@@ -301,7 +337,7 @@ async fn stream_records(
     app: &App,
     bucket: &str,
     key: &str,
-    shape: FileShape,
+    shape: &FileShape,
     mut each: impl FnMut(Span, &[u8]) -> Result<(), PipelineError>,
 ) -> Result<(), PipelineError> {
     let out = app
@@ -377,11 +413,11 @@ pub async fn split(app: &App, job: &Job, account: &Settings) -> Result<u64, Pipe
     let header = job.settings.as_ref().is_some_and(|s| s.header_row);
     let mut groups = Groups::default();
     let mut data: Vec<Span> = Vec::new();
-    stream_records(app, &cfg.bucket, &job.object_key, shape, |span, bytes| {
+    stream_records(app, &cfg.bucket, &job.object_key, &shape, |span, bytes| {
         if header && span.index == 0 {
             return Ok(());
         }
-        let hashes = strict_cells(bytes, shape.dialect)
+        let hashes = strict_cells(bytes, &shape)
             .map(|c| mapper.identity_hashes(&c))
             .unwrap_or_default();
         groups.add(&hashes);
@@ -399,7 +435,7 @@ pub async fn split(app: &App, job: &Job, account: &Settings) -> Result<u64, Pipe
         .collect();
     let mut extras: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
     if !moved.is_empty() {
-        stream_records(app, &cfg.bucket, &job.object_key, shape, |span, bytes| {
+        stream_records(app, &cfg.bucket, &job.object_key, &shape, |span, bytes| {
             if let Some(&target) = moved.get(&span.index) {
                 let buf = extras.entry(target).or_default();
                 buf.extend_from_slice(bytes);
@@ -441,7 +477,7 @@ pub async fn split(app: &App, job: &Job, account: &Settings) -> Result<u64, Pipe
         .map(|spec| ChunkMessage {
             account_id: job.account_id.clone(),
             import_id: job.import_id.clone(),
-            shape,
+            shape: shape.clone(),
             columns: mapper.columns().to_vec(),
             extras_key: (!spec.extras.is_empty()).then(|| extras_key(job, spec.number)),
             spec,
@@ -549,7 +585,7 @@ async fn chunk_rows(
         .into_iter()
         .map(|(index, bytes)| {
             let row = index + 1;
-            match strict_cells(&bytes, msg.shape.dialect) {
+            match strict_cells(&bytes, &msg.shape) {
                 Err(reason) => Row::Done(Err(vec![RowError {
                     row,
                     column: None,
@@ -800,7 +836,7 @@ pub async fn validate(
     let (mapper, shape) = mapper(app, job, account).await?;
     let header = job.settings.as_ref().is_some_and(|s| s.header_row);
     let mut rows = Vec::new();
-    stream_records(app, &cfg.bucket, &job.object_key, shape, |span, bytes| {
+    stream_records(app, &cfg.bucket, &job.object_key, &shape, |span, bytes| {
         if header && span.index == 0 {
             return Ok(());
         }
@@ -808,7 +844,7 @@ pub async fn validate(
             return Err(PipelineError::File(format!("the file has more than {VALIDATE_MAX_ROWS} rows: start the import and read its report")));
         }
         let row = span.index + 1;
-        rows.push(match strict_cells(bytes, shape.dialect) {
+        rows.push(match strict_cells(bytes, &shape) {
             Err(reason) => Row::Done(Err(vec![RowError { row, column: None, value: None, reason }])),
             Ok(cells) => match mapper.map(row, &cells) {
                 MappedRow::Blank => Row::Done(Ok(())),

@@ -879,3 +879,109 @@ async fn import_counts_stay_exact_when_the_chunk_marker_meets_transaction_confli
     assert_eq!(counts, (Some(1), Some(1), Some(0)), "{job}");
     assert_eq!(env.contacts(&account).await.len(), 2);
 }
+
+fn encoded(text: &str, encoding: &'static encoding_rs::Encoding) -> Vec<u8> {
+    let (bytes, _, unmappable) = encoding.encode(text);
+    assert!(!unmappable, "fixture text fits {}", encoding.name());
+    bytes.into_owned()
+}
+
+#[tokio::test]
+async fn import_reads_a_windows_1252_semicolon_file_as_norwegian_excel_writes_it() {
+    let env = TestEnv::new().await;
+    let (account, key) = env.account("NO").await;
+    let text = "Fornavn;Etternavn;E-postadresse;Mobilnummer;Poststed\r\nÅse;Ødegård;ase@example.no;412 34 567;Tromsø\r\nBjørn;Bæver;bjorn@example.no;41234568;Bodø\r\n";
+    let file = encoded(text, encoding_rs::WINDOWS_1252);
+    assert!(
+        std::str::from_utf8(&file).is_err(),
+        "the fixture is not UTF-8"
+    );
+    let id = env.upload_import(&key, &file).await;
+    let p = env
+        .call("GET", &format!("/v1/imports/{id}/preview"), &key, None)
+        .await
+        .body;
+    assert_eq!(
+        (p["encoding"].as_str(), p["delimiter"].as_str()),
+        (Some("windows-1252"), Some(";")),
+        "{p}"
+    );
+    assert_eq!(p["rows"][0][1], "Ødegård");
+    let mut s = settings(
+        json!({"Fornavn": "first_name", "Etternavn": "last_name", "E-postadresse": "email", "Mobilnummer": "mobile", "Poststed": "city"}),
+        "mobile",
+        Some("email"),
+    );
+    s["skip_unmapped"] = json!(false);
+    let job = env.run_import(&key, &id, s).await;
+    assert_eq!(
+        (job["created"].as_u64(), job["errors"].as_u64()),
+        (Some(2), Some(0)),
+        "{job}"
+    );
+    let contacts = env.contacts(&account).await;
+    let ase = contacts
+        .iter()
+        .find(|c| c.fields.last_name.as_deref() == Some("Ødegård"))
+        .expect("Ødegård decoded");
+    assert_eq!(
+        (ase.fields.first_name.as_deref(), ase.fields.city.as_deref()),
+        (Some("Åse"), Some("Tromsø"))
+    );
+}
+
+#[tokio::test]
+async fn import_reads_a_czech_windows_1250_file() {
+    let env = TestEnv::new().await;
+    let (account, key) = env.account("CZ").await;
+    let text = "Jméno,Příjmení,E-mail,Mobil\nJiří,Dvořák,jiri@example.cz,+420 601 123 456\nŽofie,Šťastná,zofie@example.cz,+420 601 123 457\n";
+    let id = env
+        .upload_import(&key, &encoded(text, encoding_rs::WINDOWS_1250))
+        .await;
+    let s = settings(
+        json!({"Jméno": "first_name", "Příjmení": "last_name", "E-mail": "email", "Mobil": "mobile"}),
+        "mobile",
+        None,
+    );
+    let job = env.run_import(&key, &id, s).await;
+    assert_eq!(job["created"], 2, "{job}");
+    let names: std::collections::BTreeSet<String> = env
+        .contacts(&account)
+        .await
+        .into_iter()
+        .filter_map(|c| c.fields.last_name)
+        .collect();
+    assert_eq!(
+        names,
+        ["Dvořák", "Šťastná"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+}
+
+#[tokio::test]
+async fn import_refuses_utf16_with_a_reason() {
+    let env = TestEnv::new().await;
+    let (_, key) = env.account("NO").await;
+    let mut file = vec![0xFF, 0xFE];
+    for unit in "Email\r\na@example.no\r\n".encode_utf16() {
+        file.extend_from_slice(&unit.to_le_bytes());
+    }
+    let id = env.upload_import(&key, &file).await;
+    let p = env
+        .call("GET", &format!("/v1/imports/{id}/preview"), &key, None)
+        .await;
+    assert_eq!(
+        (p.status, p.body["error"]["code"].as_str()),
+        (422, Some("invalid_file"))
+    );
+    assert!(
+        p.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-16"),
+        "{}",
+        p.body
+    );
+}
