@@ -12,7 +12,7 @@ use intake_shared::import::job::{Job, JobStatus};
 use intake_shared::import::mapping::ImportSettings;
 use intake_shared::import::pipeline::{self, PipelineError};
 use intake_shared::import::wizard::{self, ListChoice};
-use intake_shared::store::imports::ImportProfile;
+use intake_shared::store::imports::{ImportProfile, RememberedMapping};
 use intake_shared::App;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -185,6 +185,15 @@ async fn settings(app: &App, p: &Principal, req: &Request) -> Result<Response<Bo
             "not_draft",
             "settings can only change before the import starts",
         ));
+    }
+    if settings.header_row {
+        let remembered = RememberedMapping {
+            mapping: settings.mapping.clone(),
+            updated_at: Utc::now(),
+        };
+        app.store
+            .remember_mapping(&p.account_id, mapper.columns(), &remembered)
+            .await?;
     }
     let skipped: Vec<&String> = mapper
         .columns()

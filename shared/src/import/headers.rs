@@ -3,156 +3,18 @@
 
 /// (target, names) — names in English, Norwegian, Estonian, Czech and Chinese, and the export
 /// formats of Google Contacts, Outlook, HubSpot and Mailchimp.
+#[rustfmt::skip]
 const DICTIONARY: &[(&str, &[&str])] = &[
-    (
-        "first_name",
-        &[
-            "first name",
-            "firstname",
-            "given name",
-            "fornavn",
-            "eesnimi",
-            "jméno",
-            "jmeno",
-            "名",
-            "名字",
-            "联系人",
-            "first",
-        ],
-    ),
-    (
-        "last_name",
-        &[
-            "last name",
-            "lastname",
-            "surname",
-            "family name",
-            "etternavn",
-            "perekonnanimi",
-            "příjmení",
-            "prijmeni",
-            "姓",
-            "姓氏",
-            "last",
-        ],
-    ),
-    (
-        "email",
-        &[
-            "email",
-            "e-mail",
-            "email address",
-            "e-mail address",
-            "e-mail 1 - value",
-            "emailaddress",
-            "e-postadresse",
-            "epost",
-            "e-post",
-            "e-posti aadress",
-            "邮箱",
-            "邮箱地址",
-            "电子邮件",
-        ],
-    ),
-    (
-        "mobile",
-        &[
-            "mobile",
-            "mobile phone",
-            "mobile number",
-            "cell",
-            "cell phone",
-            "phone",
-            "phone number",
-            "phone 1 - value",
-            "mobilnummer",
-            "mobil",
-            "telefon",
-            "mobiil",
-            "telefoninumber",
-            "mobilní telefon",
-            "手机",
-            "手机号",
-            "联系电话",
-            "电话",
-        ],
-    ),
-    (
-        "company",
-        &[
-            "company",
-            "organization",
-            "organisation",
-            "company name",
-            "organization 1 - name",
-            "firma",
-            "bedrift",
-            "ettevõte",
-            "společnost",
-            "客户名称",
-            "公司",
-        ],
-    ),
-    (
-        "address",
-        &[
-            "address",
-            "street",
-            "street address",
-            "adresse",
-            "aadress",
-            "adresa",
-            "ulice",
-            "地址",
-        ],
-    ),
-    (
-        "postal_code",
-        &[
-            "postal code",
-            "zip",
-            "zip code",
-            "postcode",
-            "postnummer",
-            "postiindeks",
-            "psč",
-            "psc",
-            "邮编",
-        ],
-    ),
-    (
-        "city",
-        &[
-            "city", "town", "poststed", "by", "linn", "město", "mesto", "城市",
-        ],
-    ),
-    (
-        "country",
-        &[
-            "country",
-            "country code",
-            "land",
-            "riik",
-            "země",
-            "zeme",
-            "国家",
-        ],
-    ),
-    (
-        "note",
-        &[
-            "note",
-            "notes",
-            "comment",
-            "comments",
-            "merknad",
-            "notat",
-            "märkus",
-            "poznámka",
-            "poznamka",
-            "备注",
-        ],
-    ),
+    ("first_name", &["first name", "firstname", "given name", "first", "fornavn", "eesnimi", "jméno", "jmeno", "名", "名字", "联系人"]),
+    ("last_name", &["last name", "lastname", "surname", "family name", "last", "etternavn", "perekonnanimi", "příjmení", "prijmeni", "姓", "姓氏"]),
+    ("email", &["email", "e-mail", "email address", "e-mail address", "e-mail 1 - value", "e-mail 2 - value", "e-postadresse", "epost", "e-post", "e-posti aadress", "邮箱", "邮箱地址", "电子邮件"]),
+    ("mobile", &["mobile", "mobile phone", "mobile number", "mobile phone number", "cell", "cell phone", "phone", "phone number", "primary phone", "phone 1 - value", "business phone", "home phone", "mobilnummer", "mobil", "telefon", "mobiil", "telefoninumber", "mobilní telefon", "手机", "手机号", "联系电话", "电话"]),
+    ("company", &["company", "company name", "organization", "organisation", "organization 1 - name", "firma", "bedrift", "ettevõte", "společnost", "客户名称", "公司"]),
+    ("address", &["address", "street", "street address", "address 1 - street", "business street", "home street", "adresse", "aadress", "adresa", "ulice", "地址"]),
+    ("postal_code", &["postal code", "zip", "zip code", "postcode", "address 1 - postal code", "business postal code", "home postal code", "postnummer", "postiindeks", "psč", "psc", "邮编"]),
+    ("city", &["city", "town", "address 1 - city", "business city", "home city", "poststed", "by", "linn", "město", "mesto", "城市"]),
+    ("country", &["country", "country code", "country/region", "address 1 - country", "business country/region", "home country/region", "land", "riik", "země", "zeme", "国家"]),
+    ("note", &["note", "notes", "comment", "comments", "merknad", "notat", "märkus", "poznámka", "poznamka", "备注"]),
 ];
 
 fn fold(s: &str) -> String {
@@ -197,5 +59,25 @@ mod tests {
             assert_eq!(suggest(header), Some(field), "{header}");
         }
         assert_eq!(suggest("Shoe size"), None);
+    }
+
+    #[test]
+    fn headers_of_outlook_hubspot_mailchimp_and_google_exports_are_recognised() {
+        for (header, field) in [
+            ("E-mail Address", "email"),
+            ("Mobile Phone", "mobile"),
+            ("Business Street", "address"),
+            ("Business Postal Code", "postal_code"),
+            ("Country/Region", "country"),
+            ("Mobile Phone Number", "mobile"),
+            ("Company Name", "company"),
+            ("Email Address", "email"),
+            ("Given Name", "first_name"),
+            ("Family Name", "last_name"),
+            ("Organization 1 - Name", "company"),
+            ("Address 1 - City", "city"),
+        ] {
+            assert_eq!(suggest(header), Some(field), "{header}");
+        }
     }
 }

@@ -266,6 +266,8 @@ pub struct Preview {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<String>>,
     pub suggested_mapping: BTreeMap<String, String>,
+    /// "remembered" (the account's last confirmed mapping for these headers) or "dictionary".
+    pub mapping_source: &'static str,
 }
 
 pub async fn preview(app: &App, job: &Job, header_row: bool) -> Result<Preview, PipelineError> {
@@ -286,6 +288,23 @@ pub async fn preview(app: &App, job: &Job, header_row: bool) -> Result<Preview, 
     } else {
         BTreeMap::new()
     };
+    let remembered = if header_row {
+        app.store
+            .remembered_mapping(&job.account_id, &columns)
+            .await?
+    } else {
+        None
+    };
+    let (suggested_mapping, mapping_source) = match remembered {
+        Some(r) => (
+            r.mapping
+                .into_iter()
+                .filter(|(c, _)| columns.contains(c))
+                .collect(),
+            "remembered",
+        ),
+        None => (suggested_mapping, "dictionary"),
+    };
     Ok(Preview {
         encoding: shape.encoding.clone(),
         delimiter: (shape.dialect.delimiter as char).to_string(),
@@ -293,6 +312,7 @@ pub async fn preview(app: &App, job: &Job, header_row: bool) -> Result<Preview, 
         columns,
         rows,
         suggested_mapping,
+        mapping_source,
     })
 }
 

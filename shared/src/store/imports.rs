@@ -468,3 +468,44 @@ impl Store {
         self.get_as(&self.tables().settings, key).await
     }
 }
+
+/// The mapping an account last confirmed for a set of headers (suggested first next time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RememberedMapping {
+    pub mapping: std::collections::BTreeMap<String, String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The key of a header set: order and case do not matter.
+pub fn header_set_key(columns: &[String]) -> String {
+    use sha2::Digest;
+    let mut names: Vec<String> = columns.iter().map(|c| c.trim().to_lowercase()).collect();
+    names.sort();
+    names.dedup();
+    hex::encode(sha2::Sha256::digest(names.join("\u{1f}")))
+}
+
+impl Store {
+    pub async fn remember_mapping(
+        &self,
+        account: &AccountId,
+        columns: &[String],
+        mapping: &RememberedMapping,
+    ) -> Result<(), StoreError> {
+        let pk = format!("ACC#{}#MAPPING#{}", account.0, header_set_key(columns));
+        self.put_as(&self.tables().settings, pk, "MAPPING", mapping)
+            .await
+    }
+
+    pub async fn remembered_mapping(
+        &self,
+        account: &AccountId,
+        columns: &[String],
+    ) -> Result<Option<RememberedMapping>, StoreError> {
+        let key = items::key(
+            format!("ACC#{}#MAPPING#{}", account.0, header_set_key(columns)),
+            "MAPPING",
+        );
+        self.get_as(&self.tables().settings, key).await
+    }
+}

@@ -985,3 +985,55 @@ async fn import_refuses_utf16_with_a_reason() {
         p.body
     );
 }
+
+#[tokio::test]
+async fn r_xls_8_preview_suggests_the_accounts_last_confirmed_mapping_for_the_same_headers() {
+    let env = TestEnv::new().await;
+    let (_, key) = env.account("NO").await;
+    let first = env
+        .upload_import(&key, b"Navn,Epost,Tlf\nOla,ola@example.no,41234567\n")
+        .await;
+    let p = env
+        .call("GET", &format!("/v1/imports/{first}/preview"), &key, None)
+        .await
+        .body;
+    assert_eq!(
+        (p["mapping_source"].as_str(), &p["suggested_mapping"]),
+        (Some("dictionary"), &json!({"Epost": "email"})),
+        "{p}"
+    );
+    let confirmed = json!({"Navn": "first_name", "Epost": "email", "Tlf": "mobile"});
+    let s = env
+        .call(
+            "PUT",
+            &format!("/v1/imports/{first}/settings"),
+            &key,
+            Some(settings(confirmed.clone(), "mobile", None)),
+        )
+        .await;
+    assert_eq!(s.status, 200, "{}", s.body);
+    let second = env
+        .upload_import(&key, b"Tlf,Navn,Epost\n41234568,Kari,kari@example.no\n")
+        .await;
+    let p = env
+        .call("GET", &format!("/v1/imports/{second}/preview"), &key, None)
+        .await
+        .body;
+    assert_eq!(
+        (p["mapping_source"].as_str(), &p["suggested_mapping"]),
+        (Some("remembered"), &confirmed),
+        "same headers in another order: {p}"
+    );
+    let (_, other) = env.account("NO").await;
+    let third = env
+        .upload_import(&other, b"Navn,Epost,Tlf\nPer,per@example.no,41234569\n")
+        .await;
+    let p = env
+        .call("GET", &format!("/v1/imports/{third}/preview"), &other, None)
+        .await
+        .body;
+    assert_eq!(
+        p["mapping_source"], "dictionary",
+        "another account's mapping is never suggested"
+    );
+}
