@@ -85,6 +85,12 @@ impl From<InputError> for ApiError {
     }
 }
 
+impl From<crate::normalize::ValidationError> for ApiError {
+    fn from(e: crate::normalize::ValidationError) -> Self {
+        InputError::from(e).into()
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {

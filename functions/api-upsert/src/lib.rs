@@ -159,13 +159,13 @@ async fn lookup(app: &App, p: &Principal, req: &Request) -> Result<Response<Body
     let key = match (query_param(req, "email"), query_param(req, "mobile")) {
         (Some(e), None) => IdentityKey::Email(
             Email::parse(&e)
-                .map_err(|e| ApiError::from(intake_shared::incoming::InputError::from(e)))?
+                .map_err(ApiError::from)?
                 .normalized()
                 .to_owned(),
         ),
         (None, Some(m)) => {
-            let mobile = Mobile::parse(&m, default_country(app, p).await?)
-                .map_err(|e| ApiError::from(intake_shared::incoming::InputError::from(e)))?;
+            let mobile =
+                Mobile::parse(&m, default_country(app, p).await?).map_err(ApiError::from)?;
             IdentityKey::Mobile(mobile.as_str().to_owned())
         }
         _ => {

@@ -164,11 +164,6 @@ pub fn fields(record: &[u8], dialect: Dialect) -> Vec<Vec<u8>> {
     out
 }
 
-/// Decodes a field as UTF-8, trimmed at the ends.
-pub fn text(field: &[u8]) -> Result<String, std::str::Utf8Error> {
-    Ok(std::str::from_utf8(field)?.trim().to_owned())
-}
-
 /// Bytes to skip at the start of a file (a UTF-8 byte-order mark).
 pub fn bom_len(head: &[u8]) -> usize {
     if head.starts_with(UTF8_BOM) {
@@ -215,6 +210,10 @@ pub fn sniff(head: &[u8]) -> Dialect {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn text(field: &[u8]) -> Result<String, std::str::Utf8Error> {
+        Ok(std::str::from_utf8(field)?.trim().to_owned())
+    }
 
     fn scan_all(data: &[u8], piece: usize) -> Result<Vec<Span>, CsvError> {
         let mut s = Scanner::new(Dialect::default(), 0, 0);

@@ -420,15 +420,22 @@ impl RowMapper {
         })
     }
 
-    /// Hashes of the row's normalised identity values (every email and mobile it carries), for
-    /// grouping rows that must be applied together. Invalid values give no hash (the row fails).
-    pub fn identity_hashes(&self, cells: &[String]) -> Vec<u64> {
-        let row_country = self
+    /// The country for national mobiles of this row: its own `country` cell when that is an
+    /// ISO code, else the import's default.
+    fn phone_country(&self, cells: &[String]) -> Option<Country> {
+        let own = self
             .targets
             .iter()
             .position(|t| *t == Target::Text("country"))
             .and_then(|i| cells.get(i))
             .and_then(|c| Country::parse(c).ok());
+        own.or(self.country)
+    }
+
+    /// Hashes of the row's normalised identity values (every email and mobile it carries), for
+    /// grouping rows that must be applied together. Invalid values give no hash (the row fails).
+    pub fn identity_hashes(&self, cells: &[String]) -> Vec<u64> {
+        let row_country = self.phone_country(cells);
         let mut out = Vec::with_capacity(2);
         for (i, target) in self.targets.iter().enumerate() {
             let Some(value) = cells.get(i).filter(|v| !v.is_empty()) else {
@@ -441,7 +448,7 @@ impl RowMapper {
                         .map(|e| super::split::identity_hash("email", e.normalized())),
                 ),
                 Target::Mobile => out.extend(
-                    Mobile::parse(value, row_country.or(self.country))
+                    Mobile::parse(value, row_country)
                         .ok()
                         .map(|m| super::split::identity_hash("mobile", m.as_str())),
                 ),
@@ -475,12 +482,7 @@ impl RowMapper {
             });
         }
         let mut rec = Incoming::default();
-        let row_country = self
-            .targets
-            .iter()
-            .position(|t| *t == Target::Text("country"))
-            .and_then(|i| cells.get(i))
-            .and_then(|c| Country::parse(c).ok());
+        let row_country = self.phone_country(cells);
         for (i, target) in self.targets.iter().enumerate() {
             let value = cells.get(i).map(String::as_str).unwrap_or("");
             if value.is_empty() || *target == Target::Skip {
@@ -512,7 +514,7 @@ impl RowMapper {
                     Ok(e) => rec.email = Some(e),
                     Err(e) => errors.push(err(e.to_string())),
                 },
-                Target::Mobile => match Mobile::parse(value, row_country.or(self.country)) {
+                Target::Mobile => match Mobile::parse(value, row_country) {
                     Ok(m) => rec.mobile = Some(m),
                     Err(e) => errors.push(err(e.to_string())),
                 },
