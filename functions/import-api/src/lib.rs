@@ -9,7 +9,7 @@ use intake_shared::http::{
     ApiError,
 };
 use intake_shared::import::job::{Job, JobStatus};
-use intake_shared::import::mapping::ImportSettings;
+use intake_shared::import::mapping::{self, ImportSettings};
 use intake_shared::import::pipeline::{self, PipelineError};
 use intake_shared::import::wizard::{self, ListChoice};
 use intake_shared::store::imports::{ImportProfile, RememberedMapping};
@@ -154,7 +154,20 @@ async fn list(app: &App, p: &Principal, req: &Request) -> Result<Response<Body>,
 async fn preview(app: &App, p: &Principal, req: &Request) -> Result<Response<Body>, ApiError> {
     let job = job(app, p, req).await?;
     let header_row = query_param(req, "header_row").is_none_or(|v| v != "false");
-    let preview = pipeline::preview(app, &job, header_row)
+    let delimiter = query_param(req, "delimiter")
+        .map(|d| mapping::delimiter_byte(&d))
+        .transpose()
+        .map_err(|m| ApiError::new(422, "invalid_delimiter", m).with_field("delimiter"))?;
+    let encoding = query_param(req, "encoding");
+    if let Some(Err(m)) = encoding.as_deref().map(mapping::encoding_named) {
+        return Err(ApiError::new(422, "invalid_encoding", m).with_field("encoding"));
+    }
+    let reading = pipeline::Reading {
+        sheet: query_param(req, "sheet"),
+        encoding,
+        delimiter,
+    };
+    let preview = pipeline::preview(app, &job, header_row, &reading)
         .await
         .map_err(api_error)?;
     Ok(json(200, &preview))

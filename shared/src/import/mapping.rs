@@ -71,10 +71,38 @@ pub struct ImportSettings {
     pub default_country: Option<String>,
     #[serde(default)]
     pub compliance_acknowledged: bool,
+    /// The workbook sheet to import (XLSX); by default the first sheet with data.
+    #[serde(default)]
+    pub sheet: Option<String>,
+    /// Overrides of what sniffing found: a text encoding label and a delimiter.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    #[serde(default)]
+    pub delimiter: Option<String>,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// The delimiter a user names: one of `,` `;` `|`, a tab (`\t`, `tab` or the character).
+pub fn delimiter_byte(raw: &str) -> Result<u8, String> {
+    match raw {
+        "," => Ok(b','),
+        ";" => Ok(b';'),
+        "|" => Ok(b'|'),
+        "\t" | "\\t" | "tab" => Ok(b'\t'),
+        other => Err(format!(
+            "{other:?} is not a supported delimiter: use \",\", \";\", \"|\" or \"tab\""
+        )),
+    }
+}
+
+/// The encoding a user names (a WHATWG label such as "windows-1252", "gbk", "utf-16le").
+pub fn encoding_named(raw: &str) -> Result<&'static encoding_rs::Encoding, String> {
+    encoding_rs::Encoding::for_label(raw.trim().as_bytes())
+        .filter(|e| *e != encoding_rs::REPLACEMENT && *e != encoding_rs::X_USER_DEFINED)
+        .ok_or_else(|| format!("{raw:?} is not a known text encoding"))
 }
 
 /// A problem with the settings, naming the setting.
@@ -311,6 +339,12 @@ impl ImportSettings {
             "opt_in.sms_marketing",
             &mut problems,
         );
+        if let Some(Err(e)) = self.delimiter.as_deref().map(delimiter_byte) {
+            problems.push(problem("delimiter", "invalid_delimiter", e));
+        }
+        if let Some(Err(e)) = self.encoding.as_deref().map(encoding_named) {
+            problems.push(problem("encoding", "invalid_encoding", e));
+        }
         if !self.compliance_acknowledged {
             problems.push(problem("compliance_acknowledged", "compliance_required", "confirm that you have read and understood the GDPR and TCPA rules for email and SMS marketing (R-WIZ-8)"));
         }
@@ -572,6 +606,9 @@ mod tests {
             secondary_key: Some(KeyField::Email),
             default_country: Some("NO".into()),
             compliance_acknowledged: true,
+            sheet: None,
+            encoding: None,
+            delimiter: None,
         }
     }
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+use super::convert::{self, ConvertError};
 use super::csv::{self, CsvError, Dialect, Scanner, Span};
 use super::job::{self, Counts, Job, JobStatus};
 use super::mapping::{
@@ -57,6 +58,12 @@ pub enum PipelineError {
     Config(#[from] crate::config::ConfigError),
 }
 
+impl From<ConvertError> for PipelineError {
+    fn from(e: ConvertError) -> Self {
+        Self::File(e.to_string())
+    }
+}
+
 impl PipelineError {
     fn s3(op: &'static str, e: impl std::fmt::Display) -> Self {
         Self::S3 {
@@ -74,6 +81,43 @@ pub struct FileShape {
     /// The text encoding's WHATWG name ("UTF-8", "windows-1252", "ISO-8859-2", "GBK", …).
     #[serde(default = "utf8_name")]
     pub encoding: String,
+    /// How the uploaded object becomes records: read in place, or converted first.
+    #[serde(default)]
+    pub source: Source,
+}
+
+/// How an uploaded object is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Source {
+    /// UTF-8 or an 8-bit encoding: records are cut from the object's bytes, cells decoded.
+    #[default]
+    Csv,
+    /// UTF-16 or a multi-byte encoding: transcoded to a UTF-8 work object first.
+    Transcode,
+    /// An XLSX workbook: the sheet is written as a UTF-8 CSV work object first.
+    Xlsx { sheet: String },
+}
+
+/// The user's overrides of what sniffing found (preview query, import settings).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reading {
+    pub sheet: Option<String>,
+    pub encoding: Option<String>,
+    pub delimiter: Option<u8>,
+}
+
+impl Reading {
+    pub fn of(settings: Option<&ImportSettings>) -> Self {
+        settings.map_or_else(Self::default, |s| Self {
+            sheet: s.sheet.clone(),
+            encoding: s.encoding.clone(),
+            delimiter: s
+                .delimiter
+                .as_deref()
+                .and_then(|d| super::mapping::delimiter_byte(d).ok()),
+        })
+    }
 }
 
 fn utf8_name() -> String {
@@ -86,24 +130,20 @@ impl FileShape {
     }
 }
 
-/// The text encoding of a file from its first bytes: a UTF-8 BOM or valid UTF-8 means UTF-8;
-/// anything else is guessed by chardetng (Windows-1252, ISO-8859-2, GBK, …). UTF-16 is refused
-/// with a reason until it is supported.
-fn detect_encoding(
-    head: &[u8],
-    complete: bool,
-) -> Result<&'static encoding_rs::Encoding, PipelineError> {
-    if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") {
-        return Err(PipelineError::File("the file is UTF-16 text: save it as UTF-8 (or another 8-bit encoding) and upload it again".into()));
+/// The text encoding of a file from its first bytes: a BOM names UTF-8 or UTF-16; valid UTF-8
+/// means UTF-8; anything else is guessed by chardetng (Windows-1252, ISO-8859-2, GBK, …).
+fn detect_encoding(head: &[u8], complete: bool) -> &'static encoding_rs::Encoding {
+    if let Some((enc, _)) = encoding_rs::Encoding::for_bom(head) {
+        return enc;
     }
     match std::str::from_utf8(head) {
-        Ok(_) => return Ok(encoding_rs::UTF_8),
-        Err(e) if e.error_len().is_none() && !complete => return Ok(encoding_rs::UTF_8),
+        Ok(_) => return encoding_rs::UTF_8,
+        Err(e) if e.error_len().is_none() && !complete => return encoding_rs::UTF_8,
         Err(_) => {}
     }
     let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
     detector.feed(head, complete);
-    Ok(detector.guess(None, chardetng::Utf8Detection::Deny))
+    detector.guess(None, chardetng::Utf8Detection::Deny)
 }
 
 async fn get_range(
@@ -150,20 +190,8 @@ async fn object_len(app: &App, bucket: &str, key: &str) -> Result<u64, PipelineE
     Ok(head.content_length.unwrap_or(0).max(0) as u64)
 }
 
-/// Refuses what is clearly not a CSV file (a PDF, an image, a zip) before any parsing.
+/// Refuses 8-bit "text" that holds binary data.
 fn check_text(head: &[u8]) -> Result<(), PipelineError> {
-    let kinds: [(&[u8], &str); 5] = [
-        (b"%PDF", "a PDF"),
-        (b"PK\x03\x04", "a zip archive (XLSX is not supported yet)"),
-        (b"\x89PNG", "a PNG image"),
-        (b"\xFF\xD8\xFF", "a JPEG image"),
-        (b"GIF8", "a GIF image"),
-    ];
-    if let Some((_, kind)) = kinds.iter().find(|(magic, _)| head.starts_with(magic)) {
-        return Err(PipelineError::File(format!(
-            "the file is {kind}, not a CSV file"
-        )));
-    }
     if head.iter().take(8192).any(|&b| b == 0) {
         return Err(PipelineError::File(
             "the file holds binary data (NUL bytes), not CSV text".into(),
@@ -172,39 +200,146 @@ fn check_text(head: &[u8]) -> Result<(), PipelineError> {
     Ok(())
 }
 
-/// Reads the head of the object: its shape and its first records' cells.
+/// What the head of an uploaded object says.
+struct Head {
+    shape: FileShape,
+    records: Vec<Vec<String>>,
+    /// The workbook's sheets (empty for text files).
+    sheets: Vec<convert::SheetInfo>,
+}
+
+/// Reads the head of the object: its shape and its first records' cells. XLSX and UTF-16 or
+/// multi-byte text are converted as far as the head needs.
 async fn head(
     app: &App,
     bucket: &str,
     key: &str,
     max_records: usize,
-) -> Result<(FileShape, Vec<Vec<String>>), PipelineError> {
+    reading: &Reading,
+) -> Result<Head, PipelineError> {
     let len = object_len(app, bucket, key).await?;
     if len == 0 {
         return Err(PipelineError::File("the file is empty".into()));
     }
     let bytes = get_range(app, bucket, key, 0, len.min(PREVIEW_BYTES)).await?;
-    let encoding = detect_encoding(&bytes, len <= PREVIEW_BYTES)?;
+    let complete = len <= PREVIEW_BYTES;
+    if convert::kind(&bytes)? == convert::FileKind::Xlsx {
+        let whole = workbook_bytes(app, bucket, key, len, bytes, complete).await?;
+        let sheet = reading.sheet.clone();
+        let (csv_bytes, converted) = tokio::task::spawn_blocking(move || {
+            convert::check_zip(&whole, &convert::XlsxLimits::default())?;
+            let mut out = Vec::new();
+            let c =
+                convert::xlsx_to_csv(&whole, sheet.as_deref(), Some(max_records as u64), &mut out)?;
+            Ok::<_, ConvertError>((out, c))
+        })
+        .await
+        .map_err(|e| PipelineError::File(format!("the workbook could not be read: {e}")))??;
+        let shape = FileShape {
+            data_start: 0,
+            dialect: Dialect::default(),
+            encoding: utf8_name(),
+            source: Source::Xlsx {
+                sheet: converted.sheet,
+            },
+        };
+        let records = records_of(&csv_bytes, &shape, max_records, true)?;
+        return Ok(Head {
+            shape,
+            records,
+            sheets: converted.sheets,
+        });
+    }
+    let encoding = match &reading.encoding {
+        Some(name) => super::mapping::encoding_named(name).map_err(PipelineError::File)?,
+        None => detect_encoding(&bytes, complete),
+    };
+    if convert::needs_transcoding(encoding) {
+        let mut text = Vec::with_capacity(bytes.len() * 3 / 2);
+        convert::Transcoder::new(encoding).feed(&bytes, complete, &mut text);
+        let shape = FileShape {
+            data_start: 0,
+            dialect: reading_dialect(reading, &text),
+            encoding: encoding.name().to_owned(),
+            source: Source::Transcode,
+        };
+        let utf8 = FileShape {
+            encoding: utf8_name(),
+            ..shape.clone()
+        };
+        let records = records_of(&text, &utf8, max_records, complete)?;
+        return Ok(Head {
+            shape,
+            records,
+            sheets: Vec::new(),
+        });
+    }
     check_text(&bytes)?;
-    let data_start = csv::bom_len(&bytes) as u64;
-    let dialect = csv::sniff(&bytes);
-    let mut scanner = Scanner::new(dialect, data_start, 0);
+    let shape = FileShape {
+        data_start: csv::bom_len(&bytes) as u64,
+        dialect: reading_dialect(reading, &bytes),
+        encoding: encoding.name().to_owned(),
+        source: Source::Csv,
+    };
+    let records = records_of(&bytes, &shape, max_records, complete)?;
+    Ok(Head {
+        shape,
+        records,
+        sheets: Vec::new(),
+    })
+}
+
+fn reading_dialect(reading: &Reading, head: &[u8]) -> Dialect {
+    match reading.delimiter {
+        Some(delimiter) => Dialect {
+            delimiter,
+            ..Dialect::default()
+        },
+        None => csv::sniff(head),
+    }
+}
+
+/// The first records of `bytes` (read from `shape.data_start`), as display cells.
+fn records_of(
+    bytes: &[u8],
+    shape: &FileShape,
+    max_records: usize,
+    complete: bool,
+) -> Result<Vec<Vec<String>>, PipelineError> {
+    let mut scanner = Scanner::new(shape.dialect, shape.data_start, 0);
     let mut spans = Vec::new();
-    scanner.feed(&bytes[data_start as usize..], &mut spans)?;
-    if len <= PREVIEW_BYTES {
+    scanner.feed(&bytes[shape.data_start as usize..], &mut spans)?;
+    if complete {
         scanner.finish(&mut spans)?;
     }
-    let shape = FileShape {
-        data_start,
-        dialect,
-        encoding: encoding.name().to_owned(),
-    };
-    let records = spans
+    Ok(spans
         .iter()
         .take(max_records)
-        .map(|s| cells(&bytes[s.start as usize..s.end as usize], &shape))
-        .collect();
-    Ok((shape, records))
+        .map(|s| cells(&bytes[s.start as usize..s.end as usize], shape))
+        .collect())
+}
+
+/// A whole workbook (zip needs its directory at the end), refused above the size limit.
+async fn workbook_bytes(
+    app: &App,
+    bucket: &str,
+    key: &str,
+    len: u64,
+    head: Bytes,
+    complete: bool,
+) -> Result<Bytes, PipelineError> {
+    let limit = convert::XlsxLimits::default().max_file_bytes;
+    if len > limit {
+        return Err(PipelineError::File(format!(
+            "the workbook is {} MiB; the limit is {} MiB",
+            len >> 20,
+            limit >> 20
+        )));
+    }
+    if complete {
+        return Ok(head);
+    }
+    get_range(app, bucket, key, 0, len).await
 }
 
 /// Trimmed cells of a record for display: undecodable bytes are replaced.
@@ -260,8 +395,15 @@ pub fn column_names(first: Option<&Vec<String>>, header_row: bool, width: usize)
 /// The wizard's preview (R-WIZ-3).
 #[derive(Debug, Clone, Serialize)]
 pub struct Preview {
+    /// "csv" or "xlsx".
+    pub file_type: &'static str,
     pub encoding: String,
     pub delimiter: String,
+    /// The sheet shown (XLSX only), and every sheet of the workbook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sheets: Vec<convert::SheetInfo>,
     pub header_row: bool,
     pub columns: Vec<String>,
     pub rows: Vec<Vec<String>>,
@@ -270,9 +412,18 @@ pub struct Preview {
     pub mapping_source: &'static str,
 }
 
-pub async fn preview(app: &App, job: &Job, header_row: bool) -> Result<Preview, PipelineError> {
+pub async fn preview(
+    app: &App,
+    job: &Job,
+    header_row: bool,
+    reading: &Reading,
+) -> Result<Preview, PipelineError> {
     let bucket = &app.imports()?.bucket;
-    let (shape, records) = head(app, bucket, &job.object_key, PREVIEW_ROWS + 1).await?;
+    let Head {
+        shape,
+        records,
+        sheets,
+    } = head(app, bucket, &job.object_key, PREVIEW_ROWS + 1, reading).await?;
     let width = records.iter().map(Vec::len).max().unwrap_or(0);
     let columns = column_names(records.first(), header_row, width);
     let rows: Vec<Vec<String>> = records
@@ -305,9 +456,16 @@ pub async fn preview(app: &App, job: &Job, header_row: bool) -> Result<Preview, 
         ),
         None => (suggested_mapping, "dictionary"),
     };
+    let sheet = match &shape.source {
+        Source::Xlsx { sheet } => Some(sheet.clone()),
+        _ => None,
+    };
     Ok(Preview {
+        file_type: if sheet.is_some() { "xlsx" } else { "csv" },
         encoding: shape.encoding.clone(),
         delimiter: (shape.dialect.delimiter as char).to_string(),
+        sheet,
+        sheets,
         header_row,
         columns,
         rows,
@@ -330,7 +488,14 @@ pub async fn mapper(
         }])
     })?;
     let bucket = &app.imports()?.bucket;
-    let (shape, records) = head(app, bucket, &job.object_key, 50).await?;
+    let Head { shape, records, .. } = head(
+        app,
+        bucket,
+        &job.object_key,
+        50,
+        &Reading::of(Some(settings)),
+    )
+    .await?;
     let width = records.iter().map(Vec::len).max().unwrap_or(0);
     let columns = column_names(records.first(), settings.header_row, width);
     let mapper = settings
@@ -349,6 +514,238 @@ pub async fn check_settings(
     let mut job = job.clone();
     job.settings = Some(settings.clone());
     Ok(mapper(app, &job, account).await?.0)
+}
+
+/// Bytes per part of a multipart upload (S3's minimum is 5 MiB).
+const PART_BYTES: usize = 8 << 20;
+
+/// An object written piece by piece: one PutObject when small, a multipart upload otherwise,
+/// so a converted file never sits whole in memory.
+struct Upload<'a> {
+    app: &'a App,
+    bucket: &'a str,
+    key: &'a str,
+    id: Option<String>,
+    parts: Vec<aws_sdk_s3::types::CompletedPart>,
+    buf: Vec<u8>,
+}
+
+impl<'a> Upload<'a> {
+    fn new(app: &'a App, bucket: &'a str, key: &'a str) -> Self {
+        Self {
+            app,
+            bucket,
+            key,
+            id: None,
+            parts: Vec::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), PipelineError> {
+        self.buf.extend_from_slice(bytes);
+        while self.buf.len() >= PART_BYTES {
+            let rest = self.buf.split_off(PART_BYTES);
+            let part = std::mem::replace(&mut self.buf, rest);
+            self.send_part(part).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_part(&mut self, part: Vec<u8>) -> Result<(), PipelineError> {
+        let s3 = &self.app.s3;
+        let err = |e| PipelineError::s3("UploadPart", aws_sdk_s3::error::DisplayErrorContext(e));
+        if self.id.is_none() {
+            let out = s3
+                .create_multipart_upload()
+                .bucket(self.bucket)
+                .key(self.key)
+                .send()
+                .await
+                .map_err(|e| {
+                    PipelineError::s3(
+                        "CreateMultipartUpload",
+                        aws_sdk_s3::error::DisplayErrorContext(e),
+                    )
+                })?;
+            self.id = out.upload_id;
+        }
+        let number = self.parts.len() as i32 + 1;
+        let out = s3
+            .upload_part()
+            .bucket(self.bucket)
+            .key(self.key)
+            .upload_id(self.id.clone().unwrap_or_default())
+            .part_number(number)
+            .body(ByteStream::from(part))
+            .send()
+            .await
+            .map_err(err)?;
+        self.parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(out.e_tag)
+                .build(),
+        );
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<(), PipelineError> {
+        if self.id.is_none() {
+            self.app
+                .s3
+                .put_object()
+                .bucket(self.bucket)
+                .key(self.key)
+                .body(ByteStream::from(std::mem::take(&mut self.buf)))
+                .send()
+                .await
+                .map_err(|e| {
+                    PipelineError::s3("PutObject", aws_sdk_s3::error::DisplayErrorContext(e))
+                })?;
+            return Ok(());
+        }
+        if !self.buf.is_empty() {
+            let last = std::mem::take(&mut self.buf);
+            self.send_part(last).await?;
+        }
+        self.app
+            .s3
+            .complete_multipart_upload()
+            .bucket(self.bucket)
+            .key(self.key)
+            .upload_id(self.id.clone().unwrap_or_default())
+            .multipart_upload(
+                aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                    .set_parts(Some(std::mem::take(&mut self.parts)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                PipelineError::s3(
+                    "CompleteMultipartUpload",
+                    aws_sdk_s3::error::DisplayErrorContext(e),
+                )
+            })?;
+        Ok(())
+    }
+}
+
+/// A `Write` that hands full parts to the async side (for conversions on a blocking thread).
+struct PartSender {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for PartSender {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= PART_BYTES {
+            self.flush()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.tx
+            .blocking_send(std::mem::take(&mut self.buf))
+            .map_err(|_| std::io::Error::other("the upload stopped"))
+    }
+}
+
+fn data_key(job: &Job) -> String {
+    format!("work/{}/{}/data.csv", job.account_id.0, job.import_id)
+}
+
+/// The object the records are read from, and how: the upload itself when it is 8-bit CSV,
+/// else a UTF-8 CSV work object converted from it (UTF-16 and multi-byte text transcoded as a
+/// stream; an XLSX sheet converted on a blocking thread, parts uploaded as they fill).
+async fn data_object(
+    app: &App,
+    job: &Job,
+    shape: &FileShape,
+) -> Result<(String, FileShape), PipelineError> {
+    let bucket = &app.imports()?.bucket;
+    let utf8 = FileShape {
+        data_start: 0,
+        dialect: shape.dialect,
+        encoding: utf8_name(),
+        source: Source::Csv,
+    };
+    let key = data_key(job);
+    match &shape.source {
+        Source::Csv => return Ok((job.object_key.clone(), shape.clone())),
+        Source::Transcode => {
+            let out = app
+                .s3
+                .get_object()
+                .bucket(bucket)
+                .key(&job.object_key)
+                .send()
+                .await
+                .map_err(|e| {
+                    PipelineError::s3("GetObject", aws_sdk_s3::error::DisplayErrorContext(e))
+                })?;
+            let mut body = out.body;
+            let mut transcoder = convert::Transcoder::new(shape.encoding());
+            let mut upload = Upload::new(app, bucket, &key);
+            let mut text = Vec::new();
+            loop {
+                let piece = body
+                    .try_next()
+                    .await
+                    .map_err(|e| PipelineError::s3("GetObject", e))?;
+                text.clear();
+                transcoder.feed(
+                    piece.as_deref().unwrap_or_default(),
+                    piece.is_none(),
+                    &mut text,
+                );
+                upload.write(&text).await?;
+                if piece.is_none() {
+                    break;
+                }
+            }
+            upload.finish().await?;
+        }
+        Source::Xlsx { sheet } => {
+            let len = object_len(app, bucket, &job.object_key).await?;
+            let whole =
+                workbook_bytes(app, bucket, &job.object_key, len, Bytes::new(), false).await?;
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+            let sheet = sheet.clone();
+            let convert = tokio::task::spawn_blocking(move || {
+                convert::check_zip(&whole, &convert::XlsxLimits::default())?;
+                let mut sink = PartSender {
+                    tx,
+                    buf: Vec::new(),
+                };
+                let c = convert::xlsx_to_csv(&whole, Some(&sheet), None, &mut sink)?;
+                std::io::Write::flush(&mut sink).map_err(|e| ConvertError::Write(e.to_string()))?;
+                Ok::<_, ConvertError>(c)
+            });
+            let mut upload = Upload::new(app, bucket, &key);
+            while let Some(part) = rx.recv().await {
+                upload.write(&part).await?;
+            }
+            convert.await.map_err(|e| {
+                PipelineError::File(format!("the workbook could not be read: {e}"))
+            })??;
+            upload.finish().await?;
+            return Ok((
+                key,
+                FileShape {
+                    dialect: Dialect::default(),
+                    ..utf8
+                },
+            ));
+        }
+    }
+    Ok((key, utf8))
 }
 
 /// Streams an object's records from `shape.data_start`, calling `each` with every record's
@@ -405,6 +802,9 @@ pub struct ChunkMessage {
     pub account_id: crate::model::AccountId,
     pub import_id: String,
     pub shape: FileShape,
+    /// The object the chunk's byte range is in (the upload, or its UTF-8 conversion).
+    #[serde(default)]
+    pub object_key: String,
     /// The file's column names, so a worker needs no read of the file's head.
     pub columns: Vec<String>,
     pub spec: ChunkSpec,
@@ -430,10 +830,11 @@ fn errors_key(job: &Job, n: u32) -> String {
 pub async fn split(app: &App, job: &Job, account: &Settings) -> Result<u64, PipelineError> {
     let cfg = app.imports()?;
     let (mapper, shape) = mapper(app, job, account).await?;
+    let (object, shape) = data_object(app, job, &shape).await?;
     let header = job.settings.as_ref().is_some_and(|s| s.header_row);
     let mut groups = Groups::default();
     let mut data: Vec<Span> = Vec::new();
-    stream_records(app, &cfg.bucket, &job.object_key, &shape, |span, bytes| {
+    stream_records(app, &cfg.bucket, &object, &shape, |span, bytes| {
         if header && span.index == 0 {
             return Ok(());
         }
@@ -455,7 +856,7 @@ pub async fn split(app: &App, job: &Job, account: &Settings) -> Result<u64, Pipe
         .collect();
     let mut extras: BTreeMap<u32, Vec<u8>> = BTreeMap::new();
     if !moved.is_empty() {
-        stream_records(app, &cfg.bucket, &job.object_key, &shape, |span, bytes| {
+        stream_records(app, &cfg.bucket, &object, &shape, |span, bytes| {
             if let Some(&target) = moved.get(&span.index) {
                 let buf = extras.entry(target).or_default();
                 buf.extend_from_slice(bytes);
@@ -498,6 +899,7 @@ pub async fn split(app: &App, job: &Job, account: &Settings) -> Result<u64, Pipe
             account_id: job.account_id.clone(),
             import_id: job.import_id.clone(),
             shape: shape.clone(),
+            object_key: object.clone(),
             columns: mapper.columns().to_vec(),
             extras_key: (!spec.extras.is_empty()).then(|| extras_key(job, spec.number)),
             spec,
@@ -736,7 +1138,12 @@ pub async fn process_chunk(
     let mapper = settings
         .plan(&msg.columns, account, DEFAULT_CELL_LIMIT)
         .map_err(PipelineError::Settings)?;
-    let rows = chunk_rows(app, msg, &job.object_key, &mapper).await?;
+    let object = if msg.object_key.is_empty() {
+        &job.object_key
+    } else {
+        &msg.object_key
+    };
+    let rows = chunk_rows(app, msg, object, &mapper).await?;
     let (counts, errors) = apply_rows(app, &job, &mapper, rows, &mut Mode::Write).await?;
     if !errors.is_empty() {
         let mut body = Vec::new();
@@ -854,9 +1261,10 @@ pub async fn validate(
 ) -> Result<ValidateReport, PipelineError> {
     let cfg = app.imports()?;
     let (mapper, shape) = mapper(app, job, account).await?;
+    let (object, shape) = data_object(app, job, &shape).await?;
     let header = job.settings.as_ref().is_some_and(|s| s.header_row);
     let mut rows = Vec::new();
-    stream_records(app, &cfg.bucket, &job.object_key, &shape, |span, bytes| {
+    stream_records(app, &cfg.bucket, &object, &shape, |span, bytes| {
         if header && span.index == 0 {
             return Ok(());
         }

@@ -961,32 +961,6 @@ async fn import_reads_a_czech_windows_1250_file() {
 }
 
 #[tokio::test]
-async fn import_refuses_utf16_with_a_reason() {
-    let env = TestEnv::new().await;
-    let (_, key) = env.account("NO").await;
-    let mut file = vec![0xFF, 0xFE];
-    for unit in "Email\r\na@example.no\r\n".encode_utf16() {
-        file.extend_from_slice(&unit.to_le_bytes());
-    }
-    let id = env.upload_import(&key, &file).await;
-    let p = env
-        .call("GET", &format!("/v1/imports/{id}/preview"), &key, None)
-        .await;
-    assert_eq!(
-        (p.status, p.body["error"]["code"].as_str()),
-        (422, Some("invalid_file"))
-    );
-    assert!(
-        p.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("UTF-16"),
-        "{}",
-        p.body
-    );
-}
-
-#[tokio::test]
 async fn r_xls_8_preview_suggests_the_accounts_last_confirmed_mapping_for_the_same_headers() {
     let env = TestEnv::new().await;
     let (_, key) = env.account("NO").await;
