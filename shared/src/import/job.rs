@@ -42,7 +42,9 @@ impl JobStatus {
     }
 }
 
-/// Counts of row outcomes.
+/// Counts of outcomes: contacts created, updated or unchanged (a client row with contact-person
+/// groups gives several), blank rows, rows with errors, and in-file duplicates merged into an
+/// earlier row (R-XLS-8).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub created: u64,
@@ -50,19 +52,22 @@ pub struct Counts {
     pub unchanged: u64,
     pub blank: u64,
     pub errors: u64,
+    #[serde(default)]
+    pub merged: u64,
+    /// File rows these counts cover (kept on the job as `rows_done`).
+    #[serde(skip)]
+    pub rows: u64,
 }
 
 impl Counts {
-    pub fn rows(&self) -> u64 {
-        self.created + self.updated + self.unchanged + self.blank + self.errors
-    }
-
     pub fn add(&mut self, other: &Counts) {
         self.created += other.created;
         self.updated += other.updated;
         self.unchanged += other.unchanged;
         self.blank += other.blank;
         self.errors += other.errors;
+        self.merged += other.merged;
+        self.rows += other.rows;
     }
 }
 

@@ -135,6 +135,21 @@ pub enum Target {
     Skip,
 }
 
+/// Contact-person groups of a client row (R-XLS-2: RAYNET's template has up to 6).
+pub const MAX_GROUPS: u8 = 6;
+
+/// A mapping value: a target, and its contact-person group (`email#2` → group 2; 0 = shared).
+fn parse_mapping(raw: &str) -> Option<(Target, u8)> {
+    let raw = raw.trim();
+    if let Some((field, n)) = raw.rsplit_once('#') {
+        let group: u8 = n.parse().ok().filter(|g| (1..=MAX_GROUPS).contains(g))?;
+        return parse_target(field)
+            .filter(|t| *t != Target::Skip)
+            .map(|t| (t, group));
+    }
+    parse_target(raw).map(|t| (t, 0))
+}
+
 fn parse_target(raw: &str) -> Option<Target> {
     let raw = raw.trim();
     match raw {
@@ -160,6 +175,8 @@ fn parse_target(raw: &str) -> Option<Target> {
 pub struct RowMapper {
     columns: Vec<String>,
     targets: Vec<Target>,
+    /// Each column's contact-person group (0 = shared by every contact of the row).
+    groups: Vec<u8>,
     email_opt_in: Option<(Option<usize>, Option<ConsentStatus>)>,
     sms_opt_in: Option<(Option<usize>, Option<ConsentStatus>)>,
     vocab_email: Vocabulary,
@@ -206,6 +223,7 @@ impl ImportSettings {
     ) -> Result<RowMapper, Vec<SettingsProblem>> {
         let mut problems = Vec::new();
         let mut targets = Vec::with_capacity(columns.len());
+        let mut groups = Vec::with_capacity(columns.len());
         let mut used: BTreeMap<String, &str> = BTreeMap::new();
         let known_custom: BTreeSet<String> = account
             .custom_fields
@@ -225,19 +243,19 @@ impl ImportSettings {
             ));
         }
         for column in columns {
-            let target = match self.mapping.get(column) {
-                None if self.skip_unmapped => Target::Skip,
+            let (target, group) = match self.mapping.get(column) {
+                None if self.skip_unmapped => (Target::Skip, 0),
                 None => {
                     problems.push(problem(format!("mapping.{column}"), "unmapped_column", format!("column {column:?} is not mapped: map it, skip it, or turn on skip_unmapped")));
-                    Target::Skip
+                    (Target::Skip, 0)
                 }
-                Some(raw) => parse_target(raw).unwrap_or_else(|| {
+                Some(raw) => parse_mapping(raw).unwrap_or_else(|| {
                     problems.push(problem(
                         format!("mapping.{column}"),
                         "invalid_target",
-                        format!("{raw:?} is not a contact field, custom:<name> or skip"),
+                        format!("{raw:?} is not a contact field, custom:<name> or skip (a field may end in #1..#{MAX_GROUPS} for a contact-person group)"),
                     ));
-                    Target::Skip
+                    (Target::Skip, 0)
                 }),
             };
             let key = match &target {
@@ -258,7 +276,7 @@ impl ImportSettings {
                 }
                 Target::Skip => None,
             };
-            if let Some(key) = key {
+            if let Some(key) = key.map(|k| if group > 0 { format!("{k}#{group}") } else { k }) {
                 if let Some(other) = used.insert(key.clone(), column) {
                     problems.push(problem(
                         format!("mapping.{column}"),
@@ -268,6 +286,7 @@ impl ImportSettings {
                 }
             }
             targets.push(target);
+            groups.push(group);
         }
         let mapped = |k: KeyField| {
             targets.iter().any(|t| {
@@ -366,6 +385,7 @@ impl ImportSettings {
         Ok(RowMapper {
             columns: columns.to_vec(),
             targets,
+            groups,
             email_opt_in,
             sms_opt_in,
             vocab_email: account.opt_in.email_marketing.clone(),
@@ -393,6 +413,15 @@ pub struct RowError {
     pub reason: String,
 }
 
+/// A value the import stores in another form than the file wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Normalised {
+    pub row: u64,
+    pub column: String,
+    pub from: String,
+    pub to: String,
+}
+
 /// A row read through the mapper.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // transient, one per row; boxing would only allocate
@@ -401,6 +430,12 @@ pub enum MappedRow {
     Blank,
     Record(Incoming),
     Invalid(Vec<RowError>),
+    /// A client row with contact-person groups (R-XLS-2): one record per filled group (with its
+    /// group number), and the errors of groups that could not be read.
+    People {
+        records: Vec<(u8, Incoming)>,
+        errors: Vec<RowError>,
+    },
 }
 
 impl RowMapper {
@@ -408,13 +443,15 @@ impl RowMapper {
         &self.columns
     }
 
-    /// The column feeding a key, for naming it in errors.
-    pub fn key_column(&self, key: KeyField) -> Option<&str> {
-        let i = self.targets.iter().position(|t| {
-            matches!(
-                (key, t),
-                (KeyField::Email, Target::Email) | (KeyField::Mobile, Target::Mobile)
-            )
+    /// The column feeding a key in a contact-person group (0: the shared one), for naming it
+    /// in errors.
+    pub fn key_column(&self, key: KeyField, group: u8) -> Option<&str> {
+        let i = self.targets.iter().zip(&self.groups).position(|(t, g)| {
+            *g == group
+                && matches!(
+                    (key, t),
+                    (KeyField::Email, Target::Email) | (KeyField::Mobile, Target::Mobile)
+                )
         })?;
         Some(&self.columns[i])
     }
@@ -460,7 +497,8 @@ impl RowMapper {
         let own = self
             .targets
             .iter()
-            .position(|t| *t == Target::Text("country"))
+            .zip(&self.groups)
+            .position(|(t, g)| *t == Target::Text("country") && *g == 0)
             .and_then(|i| cells.get(i))
             .and_then(|c| Country::parse(c).ok());
         own.or(self.country)
@@ -515,11 +553,97 @@ impl RowMapper {
                 ),
             });
         }
-        let mut rec = Incoming::default();
+        let mut shared = Incoming::default();
+        self.fill(&mut shared, 0, row, cells, &mut errors);
+        shared.email_marketing = self.consent(
+            &self.email_opt_in,
+            &self.vocab_email,
+            cells,
+            row,
+            &mut errors,
+        );
+        shared.sms_marketing =
+            self.consent(&self.sms_opt_in, &self.vocab_sms, cells, row, &mut errors);
+        if !errors.is_empty() {
+            return MappedRow::Invalid(errors);
+        }
+        let mut present: Vec<u8> = self.groups.iter().copied().filter(|g| *g > 0).collect();
+        if present.is_empty() {
+            return MappedRow::Record(shared);
+        }
+        present.sort_unstable();
+        present.dedup();
+        let mut records = Vec::new();
+        for group in present {
+            let filled = self.groups.iter().enumerate().any(|(i, g)| {
+                *g == group
+                    && self.targets[i] != Target::Skip
+                    && cells.get(i).is_some_and(|c| !c.is_empty())
+            });
+            if !filled {
+                continue;
+            }
+            let mut person = shared.clone();
+            let before = errors.len();
+            self.fill(&mut person, group, row, cells, &mut errors);
+            if errors.len() == before {
+                records.push((group, person));
+            }
+        }
+        if records.is_empty() && errors.is_empty() {
+            errors.push(RowError {
+                row,
+                column: None,
+                value: None,
+                reason: format!(
+                    "no contact person is filled in (groups 1 to {MAX_GROUPS} are empty)"
+                ),
+            });
+        }
+        MappedRow::People { records, errors }
+    }
+
+    /// Every email and mobile cell of the row whose stored form differs from what the
+    /// file says (the cleaning report, R-XLS-8). Invalid values are row errors, not listed here.
+    pub fn normalisations(&self, row: u64, cells: &[String]) -> Vec<Normalised> {
+        let row_country = self.phone_country(cells);
+        let mut out = Vec::new();
+        for (i, target) in self.targets.iter().enumerate() {
+            let Some(from) = cells.get(i).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let to = match target {
+                Target::Email => Email::parse(from).ok().map(|e| e.normalized().to_owned()),
+                Target::Mobile => Mobile::parse(from, row_country)
+                    .ok()
+                    .map(|m| m.as_str().to_owned()),
+                _ => None,
+            };
+            if let Some(to) = to.filter(|t| t != from) {
+                out.push(Normalised {
+                    row,
+                    column: self.columns[i].clone(),
+                    from: from.clone(),
+                    to,
+                });
+            }
+        }
+        out
+    }
+
+    /// Fills `rec` from the row's cells of one group (0: the shared cells).
+    fn fill(
+        &self,
+        rec: &mut Incoming,
+        group: u8,
+        row: u64,
+        cells: &[String],
+        errors: &mut Vec<RowError>,
+    ) {
         let row_country = self.phone_country(cells);
         for (i, target) in self.targets.iter().enumerate() {
             let value = cells.get(i).map(String::as_str).unwrap_or("");
-            if value.is_empty() || *target == Target::Skip {
+            if value.is_empty() || *target == Target::Skip || self.groups[i] != group {
                 continue;
             }
             let err = |reason: String| RowError {
@@ -558,20 +682,6 @@ impl RowMapper {
                 }
                 Target::Skip => {}
             }
-        }
-        rec.email_marketing = self.consent(
-            &self.email_opt_in,
-            &self.vocab_email,
-            cells,
-            row,
-            &mut errors,
-        );
-        rec.sms_marketing =
-            self.consent(&self.sms_opt_in, &self.vocab_sms, cells, row, &mut errors);
-        if errors.is_empty() {
-            MappedRow::Record(rec)
-        } else {
-            MappedRow::Invalid(errors)
         }
     }
 }
@@ -773,5 +883,109 @@ mod tests {
             panic!()
         };
         assert_eq!(r.mobile.unwrap().as_str(), "+46701234567");
+    }
+
+    fn group_mapper() -> RowMapper {
+        let columns = cols(&[
+            "Client", "P1 Name", "P1 Mail", "P2 Name", "P2 Mail", "P2 Phone",
+        ]);
+        let mut s = settings(&[
+            ("Client", "company"),
+            ("P1 Name", "first_name#1"),
+            ("P1 Mail", "email#1"),
+            ("P2 Name", "first_name#2"),
+            ("P2 Mail", "email#2"),
+            ("P2 Phone", "mobile#2"),
+        ]);
+        s.primary_key = Some(KeyField::Email);
+        s.secondary_key = None;
+        s.opt_in.email_marketing = Some(OptInSource::Value {
+            value: ConsentStatus::OptedIn,
+        });
+        s.plan(&columns, &account(), DEFAULT_CELL_LIMIT).unwrap()
+    }
+
+    #[test]
+    fn r_xls_2_client_row_gives_one_record_per_filled_person_group_sharing_the_client_fields() {
+        let MappedRow::People { records, errors } = group_mapper().map(
+            2,
+            &row(&["Alfa", "Jan", "jan@alfa.cz", "Eva", "eva@alfa.cz", ""]),
+        ) else {
+            panic!("a client row");
+        };
+        assert!(errors.is_empty(), "{errors:?}");
+        let people: Vec<(u8, &str, &str)> = records
+            .iter()
+            .map(|(g, r)| {
+                (
+                    *g,
+                    r.fields.first_name.as_deref().unwrap(),
+                    r.fields.company.as_deref().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(people, vec![(1, "Jan", "Alfa"), (2, "Eva", "Alfa")]);
+        assert!(
+            records.iter().all(|(_, r)| r.email_marketing.is_some()),
+            "consent applies to every person"
+        );
+    }
+
+    #[test]
+    fn r_xls_2_a_bad_person_is_an_error_naming_its_column_and_the_others_still_import() {
+        let MappedRow::People { records, errors } =
+            group_mapper().map(3, &row(&["Beta", "", "", "Eva", "not-mail", "41234567"]))
+        else {
+            panic!("a client row");
+        };
+        assert!(records.is_empty());
+        assert_eq!(errors[0].column.as_deref(), Some("P2 Mail"));
+        let MappedRow::People { records, errors } =
+            group_mapper().map(4, &row(&["Beta", "Jan", "bad", "Eva", "eva@beta.cz", ""]))
+        else {
+            panic!("a client row");
+        };
+        assert_eq!((records.len(), records[0].0), (1, 2));
+        assert_eq!(errors[0].column.as_deref(), Some("P1 Mail"));
+    }
+
+    #[test]
+    fn r_xls_2_a_client_row_without_any_person_is_an_error() {
+        let MappedRow::People { records, errors } =
+            group_mapper().map(5, &row(&["Gama", "", "", "", "", ""]))
+        else {
+            panic!("a client row");
+        };
+        assert!(records.is_empty());
+        assert!(errors[0].reason.contains("no contact person"), "{errors:?}");
+    }
+
+    #[test]
+    fn mapping_refuses_a_group_beyond_six_and_a_repeated_group_field() {
+        let columns = cols(&["A", "B", "C"]);
+        let s = settings(&[("A", "email#7"), ("B", "mobile#1"), ("C", "mobile#1")]);
+        let found = codes(s.plan(&columns, &account(), DEFAULT_CELL_LIMIT));
+        assert!(found.contains(&"invalid_target"), "{found:?}");
+        assert!(found.contains(&"duplicate_target"), "{found:?}");
+    }
+
+    #[test]
+    fn r_xls_8_normalisations_list_mobiles_and_emails_stored_differently() {
+        let columns = cols(&COLS);
+        let m = settings(&MAP)
+            .plan(&columns, &account(), DEFAULT_CELL_LIMIT)
+            .unwrap();
+        let changes = m.normalisations(2, &row(&["Ola", "Ola@Example.NO", "412 34 567", "yes"]));
+        let got: Vec<(&str, &str)> = changes
+            .iter()
+            .map(|c| (c.column.as_str(), c.to.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![("Mail", "ola@example.no"), ("Phone", "+4741234567")]
+        );
+        assert!(m
+            .normalisations(3, &row(&["Ola", "ola@example.no", "+4741234567", "yes"]))
+            .is_empty());
     }
 }

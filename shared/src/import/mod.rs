@@ -1,7 +1,8 @@
 //! File import: CSV bytes (`csv`), XLSX and multi-byte text turned into UTF-8 CSV (`convert`), the wizard's settings and the row mapper (`mapping`),
-//! header suggestions (`headers`), chunk planning (`split`), the job (`job`) and the pipeline
+//! header suggestions (`headers`), data cleaning (`clean`), chunk planning (`split`), the job (`job`) and the pipeline
 //! shell that reads chunks and applies rows (`pipeline`).
 
+pub mod clean;
 pub mod convert;
 pub mod csv;
 pub mod headers;

@@ -10,11 +10,12 @@ use bytes::Bytes;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+use super::clean;
 use super::convert::{self, ConvertError};
 use super::csv::{self, CsvError, Dialect, Scanner, Span};
 use super::job::{self, Counts, Job, JobStatus};
 use super::mapping::{
-    ImportSettings, MappedRow, RowError, RowMapper, SettingsProblem, DEFAULT_CELL_LIMIT,
+    ImportSettings, MappedRow, Normalised, RowError, RowMapper, SettingsProblem, DEFAULT_CELL_LIMIT,
 };
 use super::split::{self, ChunkSpec, Groups};
 use crate::incoming::Incoming;
@@ -434,7 +435,7 @@ pub async fn preview(
     let suggested_mapping = if header_row {
         columns
             .iter()
-            .filter_map(|c| super::headers::suggest(c).map(|f| (c.clone(), f.to_owned())))
+            .filter_map(|c| super::headers::suggest(c).map(|f| (c.clone(), f)))
             .collect()
     } else {
         BTreeMap::new()
@@ -965,11 +966,39 @@ pub enum QueueMessage {
     Chunk(Box<ChunkMessage>),
 }
 
-/// A row of a chunk, ready or already decided.
+/// A row of a chunk, ready or already decided. A client row with contact-person groups gives
+/// one `Record` per person (with the group number) and maybe a `Done(Err)` for the rest.
 #[allow(clippy::large_enum_variant)] // most rows are records; boxing them would only allocate
 enum Row {
-    Record(u64, Incoming),
+    Record(u64, u8, Incoming),
     Done(Result<(), Vec<RowError>>),
+}
+
+/// A file record's rows: decoded with the file's encoding, then mapped.
+fn rows_of(mapper: &RowMapper, row: u64, cells: Result<Vec<String>, String>, out: &mut Vec<Row>) {
+    let cells = match cells {
+        Ok(c) => c,
+        Err(reason) => {
+            out.push(Row::Done(Err(vec![RowError {
+                row,
+                column: None,
+                value: None,
+                reason,
+            }])));
+            return;
+        }
+    };
+    match mapper.map(row, &cells) {
+        MappedRow::Blank => out.push(Row::Done(Ok(()))),
+        MappedRow::Invalid(errors) => out.push(Row::Done(Err(errors))),
+        MappedRow::Record(r) => out.push(Row::Record(row, 0, r)),
+        MappedRow::People { records, errors } => {
+            if !errors.is_empty() {
+                out.push(Row::Done(Err(errors)));
+            }
+            out.extend(records.into_iter().map(|(g, r)| Row::Record(row, g, r)));
+        }
+    }
 }
 
 /// Reads and maps a chunk's rows, in file order.
@@ -978,7 +1007,7 @@ async fn chunk_rows(
     msg: &ChunkMessage,
     object: &str,
     mapper: &RowMapper,
-) -> Result<Vec<Row>, PipelineError> {
+) -> Result<(Vec<Row>, u64), PipelineError> {
     let cfg = app.imports()?;
     let mut records: Vec<(u64, Vec<u8>)> = Vec::new();
     let bytes = get_range(app, &cfg.bucket, object, msg.spec.start, msg.spec.end).await?;
@@ -1003,46 +1032,37 @@ async fn chunk_rows(
         }
     }
     records.sort_by_key(|(i, _)| *i);
-    Ok(records
-        .into_iter()
-        .map(|(index, bytes)| {
-            let row = index + 1;
-            match strict_cells(&bytes, &msg.shape) {
-                Err(reason) => Row::Done(Err(vec![RowError {
-                    row,
-                    column: None,
-                    value: None,
-                    reason,
-                }])),
-                Ok(cells) => match mapper.map(row, &cells) {
-                    MappedRow::Blank => Row::Done(Ok(())),
-                    MappedRow::Invalid(errors) => Row::Done(Err(errors)),
-                    MappedRow::Record(r) => Row::Record(row, r),
-                },
-            }
-        })
-        .collect())
+    let mut rows = Vec::with_capacity(records.len());
+    for (index, bytes) in &records {
+        rows_of(
+            mapper,
+            index + 1,
+            strict_cells(bytes, &msg.shape),
+            &mut rows,
+        );
+    }
+    Ok((rows, records.len() as u64))
 }
 
-/// The id a row's created contact gets: the same on every delivery of the chunk.
-pub fn row_contact_id(import_id: &str, row: u64) -> ContactId {
-    ContactId(
-        uuid::Uuid::new_v5(
-            &uuid::Uuid::NAMESPACE_URL,
-            format!("intake:import:{import_id}:{row}").as_bytes(),
-        )
-        .to_string(),
-    )
+/// The id a row's created contact gets (per contact-person group when the row has them): the
+/// same on every delivery of the chunk.
+pub fn row_contact_id(import_id: &str, row: u64, group: u8) -> ContactId {
+    let name = match group {
+        0 => format!("intake:import:{import_id}:{row}"),
+        g => format!("intake:import:{import_id}:{row}#{g}"),
+    };
+    ContactId(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()).to_string())
 }
 
-/// Applies rows in order through `ingest`, in batches; returns counts and row errors.
+/// Applies rows in order through `ingest`, in batches, after merging in-file duplicates into
+/// their first row (R-XLS-8); returns counts, row errors and the merges.
 async fn apply_rows(
     app: &App,
     job: &Job,
     mapper: &RowMapper,
     rows: Vec<Row>,
     mode: &mut Mode<'_>,
-) -> Result<(Counts, Vec<RowError>), PipelineError> {
+) -> Result<(Counts, Vec<RowError>, Vec<clean::Merged>), PipelineError> {
     let mut counts = Counts::default();
     let mut errors = Vec::new();
     let policy = Policy {
@@ -1055,7 +1075,7 @@ async fn apply_rows(
         ),
         default_country: None,
     };
-    let mut batches: Vec<Vec<(u64, Incoming)>> = vec![Vec::new()];
+    let mut records: Vec<clean::FileRecord> = Vec::with_capacity(rows.len());
     for row in rows {
         match row {
             Row::Done(Ok(())) => counts.blank += 1,
@@ -1063,28 +1083,25 @@ async fn apply_rows(
                 counts.errors += 1;
                 errors.extend(e);
             }
-            Row::Record(row, mut rec) => {
+            Row::Record(row, group, mut rec) => {
                 rec.lists.insert(job.list_id.clone());
-                if batches.last().is_some_and(|b| b.len() == INGEST_BATCH) {
-                    batches.push(Vec::new());
-                }
-                batches
-                    .last_mut()
-                    .expect("one batch at least")
-                    .push((row, rec));
+                records.push((row, group, rec));
             }
         }
     }
-    for batch in batches.into_iter().filter(|b| !b.is_empty()) {
-        let (numbers, records): (Vec<u64>, Vec<Incoming>) = batch.into_iter().unzip();
+    let (records, merged) = clean::fold_duplicates(records, mapper.keys, mapper.master);
+    counts.merged = merged.len() as u64;
+    for batch in records.chunks(INGEST_BATCH) {
+        let numbers: Vec<(u64, u8)> = batch.iter().map(|(r, g, _)| (*r, *g)).collect();
+        let records: Vec<Incoming> = batch.iter().map(|(_, _, rec)| rec.clone()).collect();
         let ids: Vec<ContactId> = numbers
             .iter()
-            .map(|r| row_contact_id(&job.import_id, *r))
+            .map(|(r, g)| row_contact_id(&job.import_id, *r, *g))
             .collect();
         let (results, _) =
             ingest::upsert_many_with(&app.store, &job.account_id, &records, &ids, &policy, mode)
                 .await;
-        for (row, result) in numbers.into_iter().zip(results) {
+        for ((row, group), result) in numbers.into_iter().zip(results) {
             match result {
                 Ok(a) => match a.outcome {
                     ingest::Outcome::Created => counts.created += 1,
@@ -1095,7 +1112,9 @@ async fn apply_rows(
                     counts.errors += 1;
                     errors.push(RowError {
                         row,
-                        column: mapper.key_column(mapper.keys.primary).map(str::to_owned),
+                        column: mapper
+                            .key_column(mapper.keys.primary, group)
+                            .map(str::to_owned),
                         value: None,
                         reason: e.to_string(),
                     });
@@ -1105,7 +1124,7 @@ async fn apply_rows(
         }
     }
     errors.sort_by_key(|e| e.row);
-    Ok((counts, errors))
+    Ok((counts, errors, merged))
 }
 
 /// Processes one chunk message. Redelivery-safe: a done chunk is skipped, counters are added
@@ -1143,8 +1162,9 @@ pub async fn process_chunk(
     } else {
         &msg.object_key
     };
-    let rows = chunk_rows(app, msg, object, &mapper).await?;
-    let (counts, errors) = apply_rows(app, &job, &mapper, rows, &mut Mode::Write).await?;
+    let (rows, seen) = chunk_rows(app, msg, object, &mapper).await?;
+    let (mut counts, errors, _) = apply_rows(app, &job, &mapper, rows, &mut Mode::Write).await?;
+    counts.rows = seen;
     if !errors.is_empty() {
         let mut body = Vec::new();
         for e in &errors {
@@ -1241,7 +1261,8 @@ pub async fn row_errors(app: &App, job: &Job) -> Result<Vec<RowError>, PipelineE
     Ok(out)
 }
 
-/// What a dry run found (API.md `POST /v1/imports/{id}/validate`).
+/// What a dry run found (API.md `POST /v1/imports/{id}/validate`), with the cleaning report
+/// (R-XLS-8): rows merged into an earlier duplicate, and values the import normalises.
 #[derive(Debug, Clone, Serialize)]
 pub struct ValidateReport {
     pub rows: u64,
@@ -1251,6 +1272,10 @@ pub struct ValidateReport {
     pub blank: u64,
     pub errors: u64,
     pub sample_errors: Vec<RowError>,
+    pub merged_duplicates: u64,
+    pub sample_merged: Vec<clean::Merged>,
+    pub normalised: u64,
+    pub sample_normalised: Vec<Normalised>,
 }
 
 /// The dry run: every row through the import's own path, writes into an overlay.
@@ -1263,36 +1288,43 @@ pub async fn validate(
     let (mapper, shape) = mapper(app, job, account).await?;
     let (object, shape) = data_object(app, job, &shape).await?;
     let header = job.settings.as_ref().is_some_and(|s| s.header_row);
-    let mut rows = Vec::new();
+    let (mut rows, mut seen, mut normalised, mut changed) = (Vec::new(), 0u64, Vec::new(), 0u64);
     stream_records(app, &cfg.bucket, &object, &shape, |span, bytes| {
         if header && span.index == 0 {
             return Ok(());
         }
-        if rows.len() as u64 >= VALIDATE_MAX_ROWS {
+        seen += 1;
+        if seen > VALIDATE_MAX_ROWS {
             return Err(PipelineError::File(format!("the file has more than {VALIDATE_MAX_ROWS} rows: start the import and read its report")));
         }
         let row = span.index + 1;
-        rows.push(match strict_cells(bytes, &shape) {
-            Err(reason) => Row::Done(Err(vec![RowError { row, column: None, value: None, reason }])),
-            Ok(cells) => match mapper.map(row, &cells) {
-                MappedRow::Blank => Row::Done(Ok(())),
-                MappedRow::Invalid(e) => Row::Done(Err(e)),
-                MappedRow::Record(r) => Row::Record(row, r),
-            },
-        });
+        let cells = strict_cells(bytes, &shape);
+        if let Ok(cells) = &cells {
+            for change in mapper.normalisations(row, cells) {
+                changed += 1;
+                if normalised.len() < SAMPLE_ERRORS {
+                    normalised.push(change);
+                }
+            }
+        }
+        rows_of(&mapper, row, cells, &mut rows);
         Ok(())
     })
     .await?;
     let mut overlay = Overlay::default();
-    let (counts, errors) =
+    let (counts, errors, merged) =
         apply_rows(app, job, &mapper, rows, &mut Mode::DryRun(&mut overlay)).await?;
     Ok(ValidateReport {
-        rows: counts.rows(),
+        rows: seen,
         would_create: counts.created,
         would_update: counts.updated,
         unchanged: counts.unchanged,
         blank: counts.blank,
         errors: counts.errors,
         sample_errors: errors.into_iter().take(SAMPLE_ERRORS).collect(),
+        merged_duplicates: counts.merged,
+        sample_merged: merged.into_iter().take(SAMPLE_ERRORS).collect(),
+        normalised: changed,
+        sample_normalised: normalised,
     })
 }

@@ -134,6 +134,7 @@ pub fn view(job: &Job) -> serde_json::Value {
         "unchanged": job.counts.unchanged,
         "blank": job.counts.blank,
         "errors": job.counts.errors,
+        "merged": job.counts.merged,
         "failure_reasons": job.failure_reasons,
         "created_at": job.created_at,
         "finished_at": job.finished_at,

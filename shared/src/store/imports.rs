@@ -328,11 +328,13 @@ impl Store {
             .table_name(table)
             .set_key(Some(items::key(pk, "JOB")))
             .update_expression(
-                "SET rows_done = rows_done + :rows, chunks_done = chunks_done + :one, counts.created = counts.created + :c, counts.updated = counts.updated + :u, counts.unchanged = counts.unchanged + :n, counts.blank = counts.blank + :b, counts.errors = counts.errors + :e",
+                "SET rows_done = rows_done + :rows, chunks_done = chunks_done + :one, counts.created = counts.created + :c, counts.updated = counts.updated + :u, counts.unchanged = counts.unchanged + :n, counts.blank = counts.blank + :b, counts.errors = counts.errors + :e, counts.merged = if_not_exists(counts.merged, :zero) + :m",
             )
             .condition_expression("#st = :run")
             .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":rows", n(counts.rows()))
+            .expression_attribute_values(":rows", n(counts.rows))
+            .expression_attribute_values(":m", n(counts.merged))
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":c", n(counts.created))
             .expression_attribute_values(":u", n(counts.updated))

@@ -159,6 +159,7 @@ fixture_tests! {
     import_stores_contacts_when_the_file_is_gbk_with_pipes_inside_characters => "gbk-pipe-crlf.csv",
     r_xls_1_import_stores_numeric_phone_cells_as_digits_and_date_cells_as_iso_dates => "numeric-phones-and-dates.xlsx",
     r_xls_2_import_stores_one_contact_per_row_when_each_row_is_a_contact_person => "raynet-one-row-per-person.xlsx",
+    r_xls_2_import_stores_one_contact_per_person_group_sharing_the_clients_company_and_address => "raynet-client-with-six-person-groups.xlsx",
 }
 
 /// A hostile fixture through the wizard's preview and through a drop folder: the preview's

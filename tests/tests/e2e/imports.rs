@@ -505,10 +505,11 @@ async fn import_cross_chunk_duplicates_end_as_one_contact_in_file_order() {
         (
             job["created"].as_u64(),
             job["updated"].as_u64(),
+            job["merged"].as_u64(),
             job["rows_done"].as_u64()
         ),
-        (Some(40), Some(60), Some(100)),
-        "{job}"
+        (Some(40), Some(0), Some(60), Some(100)),
+        "R-XLS-8: duplicates inside the file are merged before they are written: {job}"
     );
     let contacts = env.contacts(&account).await;
     assert_eq!(contacts.len(), 40);
@@ -603,7 +604,7 @@ async fn import_chunk_delivered_twice_changes_nothing_and_counts_once() {
 async fn import_of_the_same_file_again_reports_every_row_unchanged_and_writes_nothing() {
     let env = TestEnv::new().await;
     let (account, key) = env.account("NO").await;
-    let file = "First,Email,Mobile,City\nOla,ola@example.no,41234567,Oslo\nKari,kari@example.no,41234568,Bergen\n";
+    let file = "First,Email,Mobile,City\nOla,ola@example.no,41234567,Oslo\nKari,kari@example.no,41234568,Bergen\nOla N.,ola@example.no,412 34 567,Tromsø\n";
     let first = env.upload_import(&key, file.as_bytes()).await;
     env.run_import(
         &key,
@@ -631,10 +632,11 @@ async fn import_of_the_same_file_again_reports_every_row_unchanged_and_writes_no
         (
             job["unchanged"].as_u64(),
             job["created"].as_u64(),
-            job["updated"].as_u64()
+            job["updated"].as_u64(),
+            job["merged"].as_u64()
         ),
-        (Some(2), Some(0), Some(0)),
-        "{job}"
+        (Some(2), Some(0), Some(0), Some(1)),
+        "R-XLS-8: the conflicting duplicate is merged first, so nothing is written twice: {job}"
     );
     assert_eq!(
         env.snapshot(&account).await,
@@ -668,14 +670,26 @@ async fn import_validate_reports_what_would_happen_and_writes_nothing() {
         (
             r.body["would_create"].as_u64(),
             r.body["would_update"].as_u64(),
+            r.body["merged_duplicates"].as_u64(),
             r.body["errors"].as_u64(),
             r.body["rows"].as_u64()
         ),
-        (Some(1), Some(2), Some(1), Some(4)),
+        (Some(1), Some(1), Some(1), Some(1), Some(4)),
         "{}",
         r.body
     );
     assert_eq!(r.body["sample_errors"][0]["row"], 5);
+    assert_eq!(
+        r.body["sample_merged"],
+        json!([{"row": 4, "into_row": 3}]),
+        "R-XLS-8: the in-file duplicate is named"
+    );
+    assert_eq!(
+        r.body["sample_normalised"][0],
+        json!({"row": 2, "column": "Mobile", "from": "41234567", "to": "+4741234567"}),
+        "R-XLS-8: normalisations are shown"
+    );
+    assert_eq!(r.body["normalised"], 3);
     assert_eq!(
         env.snapshot(&account).await,
         before,
@@ -831,10 +845,17 @@ async fn import_of_generated_rows_with_duplicates_across_chunks_and_four_workers
     let job = env
         .run_import_patient(&key, &id, intake_tests::generated_settings())
         .await;
-    let sum = ["created", "updated", "unchanged", "blank", "errors"]
-        .iter()
-        .map(|k| job[k].as_u64().unwrap())
-        .sum::<u64>();
+    let sum = [
+        "created",
+        "updated",
+        "unchanged",
+        "blank",
+        "errors",
+        "merged",
+    ]
+    .iter()
+    .map(|k| job[k].as_u64().unwrap())
+    .sum::<u64>();
     assert_eq!(
         (sum, job["rows_done"].as_u64(), job["rows_total"].as_u64()),
         (5_000, Some(5_000), Some(5_000)),
