@@ -105,7 +105,13 @@ pub struct Settings {
     pub opt_in: OptInVocabularies,
     #[serde(default)]
     pub custom_fields: Vec<CustomFieldDef>,
+    /// The most characters an imported cell may hold (R-XLS-3); RAYNET's 255 when not set.
+    #[serde(default)]
+    pub cell_limit: Option<usize>,
 }
+
+/// The range an account may set its import cell limit in (32,767 is Excel's own cell limit).
+pub const CELL_LIMIT_RANGE: std::ops::RangeInclusive<usize> = 1..=32_767;
 
 fn invalid(field: String, code: &'static str, message: String) -> InputError {
     InputError {
@@ -211,11 +217,29 @@ impl Settings {
             }
             custom_fields.push(CustomFieldDef { name, kind: f.kind });
         }
+        if let Some(limit) = self.cell_limit.filter(|l| !CELL_LIMIT_RANGE.contains(l)) {
+            return Err(invalid(
+                "cell_limit".into(),
+                "invalid_cell_limit",
+                format!(
+                    "{limit} is outside {} to {} characters",
+                    CELL_LIMIT_RANGE.start(),
+                    CELL_LIMIT_RANGE.end()
+                ),
+            ));
+        }
         Ok(Self {
             default_country,
             opt_in,
             custom_fields,
+            cell_limit: self.cell_limit,
         })
+    }
+
+    /// The import cell limit in characters (R-XLS-3).
+    pub fn cell_limit(&self) -> usize {
+        self.cell_limit
+            .unwrap_or(crate::import::mapping::DEFAULT_CELL_LIMIT)
     }
 
     pub fn country(&self) -> Option<Country> {

@@ -70,12 +70,7 @@ pub fn absorb(first: &mut Incoming, later: Incoming, master: Master) {
         lists,
         tags,
     } = later;
-    for ((_, slot), (_, value)) in first
-        .fields
-        .slots_mut()
-        .into_iter()
-        .zip(fields.slots())
-    {
+    for ((_, slot), (_, value)) in first.fields.slots_mut().into_iter().zip(fields.slots()) {
         take(slot, value.clone(), master);
     }
     take(&mut first.email, email, master);

@@ -14,9 +14,7 @@ use super::clean;
 use super::convert::{self, ConvertError};
 use super::csv::{self, CsvError, Dialect, Scanner, Span};
 use super::job::{self, Counts, Job, JobStatus};
-use super::mapping::{
-    ImportSettings, MappedRow, Normalised, RowError, RowMapper, SettingsProblem, DEFAULT_CELL_LIMIT,
-};
+use super::mapping::{ImportSettings, MappedRow, Normalised, RowError, RowMapper, SettingsProblem};
 use super::split::{self, ChunkSpec, Groups};
 use crate::incoming::Incoming;
 use crate::ingest::{self, IngestError, Mode, Overlay, Policy};
@@ -500,7 +498,7 @@ pub async fn mapper(
     let width = records.iter().map(Vec::len).max().unwrap_or(0);
     let columns = column_names(records.first(), settings.header_row, width);
     let mapper = settings
-        .plan(&columns, account, DEFAULT_CELL_LIMIT)
+        .plan(&columns, account, account.cell_limit())
         .map_err(PipelineError::Settings)?;
     Ok((mapper, shape))
 }
@@ -1155,7 +1153,7 @@ pub async fn process_chunk(
         .as_ref()
         .ok_or_else(|| PipelineError::File("the import has no settings".into()))?;
     let mapper = settings
-        .plan(&msg.columns, account, DEFAULT_CELL_LIMIT)
+        .plan(&msg.columns, account, account.cell_limit())
         .map_err(PipelineError::Settings)?;
     let object = if msg.object_key.is_empty() {
         &job.object_key

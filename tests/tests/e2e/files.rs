@@ -242,3 +242,69 @@ async fn import_fails_with_the_row_when_a_quote_is_never_closed() {
         "{failed}"
     );
 }
+
+#[tokio::test]
+async fn r_xls_3_cells_over_the_accounts_limit_are_row_errors_and_the_limit_is_configurable() {
+    let env = TestEnv::new().await;
+    let (account, key) = env.account("NO").await;
+    let name = |n: usize| "x".repeat(n);
+    let file = format!(
+        "first_name,email\n{},a@example.no\n{},b@example.no\n",
+        name(255),
+        name(256)
+    );
+    let settings = json!({
+        "header_row": true, "mapping": {"first_name": "first_name", "email": "email"},
+        "opt_in": {"email_marketing": {"value": "unknown"}},
+        "primary_key": "email", "compliance_acknowledged": true
+    });
+    let id = env.upload_import(&key, file.as_bytes()).await;
+    let job = env.run_import(&key, &id, settings.clone()).await;
+    assert_eq!(
+        (&job["created"], &job["errors"]),
+        (&json!(1), &json!(1)),
+        "{job}"
+    );
+    let errors = env
+        .call("GET", &format!("/v1/imports/{id}/errors"), &key, None)
+        .await
+        .body;
+    assert_eq!(
+        (&errors["errors"][0]["row"], &errors["errors"][0]["column"]),
+        (&json!(3), &json!("first_name"))
+    );
+    assert!(errors["errors"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("256 characters, the limit is 255"));
+
+    let r = env
+        .call(
+            "PUT",
+            "/v1/settings",
+            &key,
+            Some(json!({"default_country": "NO", "cell_limit": 1000})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = env
+        .upload_import(
+            &key,
+            file.replace("a@", "c@").replace("b@", "d@").as_bytes(),
+        )
+        .await;
+    let job = env.run_import(&key, &id, settings).await;
+    assert_eq!(
+        (&job["created"], &job["errors"]),
+        (&json!(2), &json!(0)),
+        "{job}"
+    );
+    assert_eq!(env.contacts(&account).await.len(), 3);
+    let bad = env
+        .call("PUT", "/v1/settings", &key, Some(json!({"cell_limit": 0})))
+        .await;
+    assert_eq!(
+        (bad.status, &bad.body["error"]["field"]),
+        (422, &json!("cell_limit"))
+    );
+}
