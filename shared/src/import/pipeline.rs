@@ -251,6 +251,12 @@ async fn head(
     }
     let text = read_text(&bytes, complete, reading)?;
     let records = records_of(&text.bytes, &text.scan, max_records, complete)?;
+    if records.is_empty() && !complete {
+        return Err(PipelineError::File(format!(
+            "row 1: no line break in the first {} KiB (a missing line break or an unterminated quote?)",
+            PREVIEW_BYTES >> 10
+        )));
+    }
     Ok(Head {
         shape: text.shape,
         records,
@@ -1389,12 +1395,20 @@ mod tests {
     }
 
     fn file_strategy() -> impl Strategy<Value = (usize, u8, Vec<Vec<String>>)> {
-        (0..ENCODINGS.len(), prop::sample::select(vec![b',', b';', b'\t', b'|']), 2usize..5)
+        (
+            0..ENCODINGS.len(),
+            prop::sample::select(vec![b',', b';', b'\t', b'|']),
+            2usize..5,
+        )
             .prop_flat_map(|(e, delimiter, width)| {
                 let class = format!(
                     "[a-zA-Z0-9 \"\n\r{}{}]{{0,8}}",
                     ENCODINGS[e].1,
-                    if delimiter == b'\t' { "\t".to_owned() } else { regex_escape(delimiter as char) }
+                    if delimiter == b'\t' {
+                        "\t".to_owned()
+                    } else {
+                        regex_escape(delimiter as char)
+                    }
                 );
                 let cell = proptest::string::string_regex(&class).unwrap();
                 let rows = prop::collection::vec(prop::collection::vec(cell, width), 1..8);
@@ -1403,7 +1417,11 @@ mod tests {
     }
 
     fn regex_escape(c: char) -> String {
-        if c == '|' { "\\|".into() } else { c.to_string() }
+        if c == '|' {
+            "\\|".into()
+        } else {
+            c.to_string()
+        }
     }
 
     proptest! {

@@ -5,7 +5,9 @@
 //! DynamoDB calls and write units per 1,000 rows, and peak memory.
 //!
 //! Needs the stand-ins up (`infra/local/up` or `infra/local/test` started them), then:
-//! `cargo run --release -p intake-tests --bin import-bench -- [rows] [chunk_rows] [workers]`
+//! `cargo run --release -p intake-tests --bin import-bench -- [rows] [chunk_rows] [workers]`,
+//! `… -- split [rows]` (split memory), `… -- xlsx [rows]` (the same rows as a workbook) or
+//! `… -- hostile <case> [MiB]` (hostile files, issue 5).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -144,8 +146,225 @@ async fn split_only(rows: usize) {
     println!("split of {total} rows ({rows} generated): {:.1} s, peak RSS {before:.0} MiB before, {:.0} MiB after", started.elapsed().as_secs_f64(), peak_rss_mib());
 }
 
+/// Uploads `parts` (each produced on demand, 8 MiB at most) as one multipart object, so a
+/// hostile file of gigabytes never sits in the bench's memory.
+async fn upload_parts(env: &TestEnv, key: &str, parts: impl Iterator<Item = Vec<u8>>) -> u64 {
+    let s3 = &env.clients.s3;
+    let bucket = env.bucket();
+    let up = s3
+        .create_multipart_upload()
+        .bucket(&bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id.unwrap();
+    let (mut done, mut total) = (Vec::new(), 0u64);
+    for (i, part) in parts.enumerate() {
+        total += part.len() as u64;
+        let n = i as i32 + 1;
+        let out = s3
+            .upload_part()
+            .bucket(&bucket)
+            .key(key)
+            .upload_id(&id)
+            .part_number(n)
+            .body(part.into())
+            .send()
+            .await
+            .unwrap();
+        done.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n)
+                .set_e_tag(out.e_tag)
+                .build(),
+        );
+    }
+    s3.complete_multipart_upload()
+        .bucket(&bucket)
+        .key(key)
+        .upload_id(&id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    total
+}
+
+/// `hostile <case> [MiB]`: a hostile file through the wizard (preview, settings, start) and the
+/// queues until the job fails or is refused; prints the outcome, the time from upload to the
+/// answer, and the process's peak memory (the runner and its workers run in this process).
+async fn hostile(case: &str, mib: usize) {
+    let env = TestEnv::with_options(2000, 4).await;
+    let (account, key) = env.account("NO").await;
+    let r = env
+        .call(
+            "POST",
+            "/v1/imports",
+            &key,
+            Some(json!({"list": {"new": "Hostile"}, "file_name": case})),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let app = env.apps["ImportApiFunction"].clone();
+    let table = app.imports().unwrap().table.clone();
+    let job = app.store.job(&table, &account, &id).await.unwrap().unwrap();
+    let part = 8usize << 20;
+    let parts = mib.div_ceil(8);
+    let fixture = |name: &str| {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/files")
+                .join(name),
+        )
+        .unwrap()
+    };
+    let bytes = match case {
+        "long-line" => {
+            let head = b"first_name,email\n".to_vec();
+            let body = (0..parts).map(move |i| {
+                let mut p = if i == 0 { head.clone() } else { Vec::new() };
+                p.resize(p.len() + part, b'x');
+                p
+            });
+            upload_parts(&env, &job.object_key, body).await
+        }
+        "unterminated-quote" => {
+            let head = b"first_name,email\n\"Ola,ola@example.no\n".to_vec();
+            let row = b"Kari,kari@example.no\n";
+            let body = (0..parts).map(move |i| {
+                let mut p = if i == 0 { head.clone() } else { Vec::new() };
+                p.extend(row.repeat(part / row.len()));
+                p
+            });
+            upload_parts(&env, &job.object_key, body).await
+        }
+        "bomb-honest" | "bomb-lying" | "pdf" => {
+            let name = if case == "pdf" {
+                "not-a-spreadsheet.pdf".to_owned()
+            } else {
+                format!("{case}.xlsx")
+            };
+            upload_parts(&env, &job.object_key, std::iter::once(fixture(&name))).await
+        }
+        other => panic!(
+            "unknown case {other}: long-line, unterminated-quote, bomb-honest, bomb-lying, pdf"
+        ),
+    };
+    let before = peak_rss_mib();
+    let started = Instant::now();
+    let preview = env
+        .call("GET", &format!("/v1/imports/{id}/preview"), &key, None)
+        .await;
+    let answer = if preview.status != 200 {
+        format!(
+            "preview {}: {}",
+            preview.status, preview.body["error"]["message"]
+        )
+    } else {
+        let s = json!({
+            "header_row": true, "mapping": {"first_name": "first_name", "email": "email"},
+            "opt_in": {"email_marketing": {"value": "unknown"}},
+            "primary_key": "email", "compliance_acknowledged": true
+        });
+        env.start_import(&key, &id, s).await;
+        let job = env
+            .wait_import_for(&key, &id, std::time::Duration::from_secs(600))
+            .await;
+        format!("job {}: {}", job["status"], job["failure_reasons"])
+    };
+    println!(
+        "{case}: {:.1} MiB uploaded; {answer}; {:.2} s from preview to the answer; peak RSS {before:.0} MiB before, {:.0} MiB after",
+        bytes as f64 / 1048576.0,
+        started.elapsed().as_secs_f64(),
+        peak_rss_mib()
+    );
+}
+
+/// A minimal XLSX (inline strings; all-digit cells as numbers, as Excel stores phone numbers)
+/// holding the rows of a simple generated CSV.
+fn xlsx_of(csv: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut sheet = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#,
+    );
+    for (r, line) in csv.lines().enumerate() {
+        sheet.push_str(&format!(r#"<row r="{}">"#, r + 1));
+        for cell in line.split(',') {
+            if !cell.is_empty() && cell.len() < 15 && cell.bytes().all(|b| b.is_ascii_digit()) {
+                sheet.push_str(&format!("<c><v>{cell}</v></c>"));
+            } else {
+                let text = cell.replace('&', "&amp;").replace('<', "&lt;");
+                sheet.push_str(&format!(r#"<c t="inlineStr"><is><t>{text}</t></is></c>"#));
+            }
+        }
+        sheet.push_str("</row>");
+    }
+    sheet.push_str("</sheetData></worksheet>");
+    let parts = [
+        ("[Content_Types].xml", r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#.to_owned()),
+        ("_rels/.rels", r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.to_owned()),
+        ("xl/workbook.xml", r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Contacts" sheetId="1" r:id="rId1"/></sheets></workbook>"#.to_owned()),
+        ("xl/_rels/workbook.xml.rels", r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#.to_owned()),
+        ("xl/worksheets/sheet1.xml", sheet),
+    ];
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let mut w = zip::ZipWriter::new(&mut buf);
+    for (name, body) in parts {
+        w.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        w.write_all(body.as_bytes()).unwrap();
+    }
+    w.finish().unwrap();
+    buf.into_inner()
+}
+
+/// `xlsx [rows]`: the generated rows as a workbook, imported through the whole pipeline.
+async fn xlsx(rows: usize) {
+    let (file, people) = intake_tests::generate_contacts(rows);
+    let book = xlsx_of(&file);
+    drop(file);
+    println!(
+        "xlsx of {rows} rows: {:.1} MiB",
+        book.len() as f64 / 1048576.0
+    );
+    let env = TestEnv::with_options(2000, 4).await;
+    let (account, key) = env.account("NO").await;
+    let before = peak_rss_mib();
+    let (job, secs) = import(&env, &key, json!({"new": "Bench"}), &book).await;
+    println!(
+        "  {}: {secs:.1} s = {:.0} rows/s; created {} (expected {people}), contacts stored {}; peak RSS {before:.0} MiB before, {:.0} MiB after",
+        job["status"],
+        rows as f64 / secs,
+        job["created"],
+        env.contact_count(&account).await,
+        peak_rss_mib()
+    );
+}
+
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("xlsx") {
+        let rows = std::env::args()
+            .nth(2)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(100_000);
+        return xlsx(rows).await;
+    }
+    if std::env::args().nth(1).as_deref() == Some("hostile") {
+        let case = std::env::args()
+            .nth(2)
+            .unwrap_or_else(|| "long-line".into());
+        let mib = std::env::args()
+            .nth(3)
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(2048);
+        return hostile(&case, mib).await;
+    }
     if std::env::args().nth(1).as_deref() == Some("split") {
         let rows = std::env::args()
             .nth(2)
