@@ -18,7 +18,7 @@ use crate::model::{AccountId, Contact, ContactId};
 use crate::rules::{
     self, Decision, IdentityKey, KeyField, Match, Matching, MergeContext, Owners, RuleError,
 };
-use crate::store::contacts::ContactWrite;
+use crate::store::contacts::{ContactWrite, UndoLog};
 use crate::store::{backoff, CancelReason, Store, StoreError, TxOutcome, TRANSACT_MAX_ACTIONS};
 
 /// Attempts per record before giving up on contention.
@@ -33,6 +33,8 @@ pub struct Policy {
     pub merge: MergeContext,
     /// Given to a contact created with no values at all (R-MAN-2).
     pub default_country: Option<String>,
+    /// Imports keep an undo record per contact they write, in the same transaction.
+    pub undo: Option<UndoLog>,
 }
 
 /// What happened to a record.
@@ -389,7 +391,17 @@ async fn run_wave(
         }
     }
     let retry = match mode {
-        Mode::Write => write_all(store, account, planned, results, stats).await?,
+        Mode::Write => {
+            write_all(
+                store,
+                account,
+                planned,
+                results,
+                stats,
+                policy.undo.as_ref(),
+            )
+            .await?
+        }
         Mode::DryRun(overlay) => {
             for p in planned {
                 overlay.apply(&p.write);
@@ -472,13 +484,17 @@ async fn write_all(
     planned: Vec<Planned>,
     results: &mut [Option<Result<Applied, IngestError>>],
     stats: &mut CallStats,
+    undo: Option<&UndoLog>,
 ) -> Result<Vec<usize>, StoreError> {
     let mut batches: Vec<(
         Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
         Vec<Planned>,
     )> = Vec::new();
     for p in planned {
-        let actions = store.write_actions(account, &p.write)?;
+        let mut actions = store.write_actions(account, &p.write)?;
+        if let Some(log) = undo {
+            actions.push(store.undo_action(account, log, &p.write)?);
+        }
         match batches.last_mut() {
             Some((acts, ps)) if acts.len() + actions.len() <= TRANSACT_MAX_ACTIONS => {
                 acts.extend(actions);

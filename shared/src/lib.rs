@@ -11,6 +11,7 @@ pub mod incoming;
 pub mod ingest;
 pub mod model;
 pub mod normalize;
+pub mod rollback;
 pub mod rules;
 pub mod settings;
 pub mod store;

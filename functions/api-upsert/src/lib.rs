@@ -80,6 +80,7 @@ fn policy(keys: Option<MatchKeys>) -> Result<Policy, ApiError> {
         matching: Matching::Keys(keys),
         merge: ingest::context(Utc::now(), "api", None, Master::Incoming),
         default_country: None,
+        undo: None,
     })
 }
 

@@ -7,7 +7,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use chrono::Utc;
 use intake_shared::import::job::JobStatus;
 use intake_shared::import::pipeline::{self, PipelineError, QueueMessage};
-use intake_shared::import::wizard;
+use intake_shared::import::{revert, wizard};
 use intake_shared::model::AccountId;
 use intake_shared::App;
 use sha2::{Digest, Sha256};
@@ -38,6 +38,7 @@ async fn handle_record(app: &App, record: &SqsMessage) -> Result<(), PipelineErr
                 import_id,
             } => (account_id.clone(), import_id.clone()),
             QueueMessage::Chunk(m) => (m.account_id.clone(), m.import_id.clone()),
+            QueueMessage::Revert(m) => (m.account_id.clone(), m.import_id.clone()),
         };
         if dead {
             let what = match &message {
@@ -47,6 +48,9 @@ async fn handle_record(app: &App, record: &SqsMessage) -> Result<(), PipelineErr
                     m.spec.number,
                     m.spec.first_index + 1
                 ),
+                QueueMessage::Revert(_) => {
+                    "reverting (start the revert again: it continues where it stopped)".to_owned()
+                }
             };
             return fail(
                 app,
@@ -108,6 +112,7 @@ async fn run(app: &App, account: &AccountId, message: &QueueMessage) -> Result<(
             Ok(())
         }
         QueueMessage::Chunk(m) => pipeline::process_chunk(app, m, &settings).await.map(|_| ()),
+        QueueMessage::Revert(m) => revert::page(app, m).await,
     }
 }
 

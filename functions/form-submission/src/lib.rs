@@ -216,6 +216,7 @@ async fn apply(app: &App, form: &Form, req: &Request) -> Result<Response<Body>, 
             Master::Incoming,
         ),
         default_country: None,
+        undo: None,
     };
     let new_id = ContactId(uuid::Uuid::new_v4().to_string());
     let applied =

@@ -11,7 +11,9 @@ use intake_shared::http::{
 use intake_shared::import::job::{Job, JobStatus};
 use intake_shared::import::mapping::{self, ImportSettings};
 use intake_shared::import::pipeline::{self, PipelineError};
+use intake_shared::import::revert;
 use intake_shared::import::wizard::{self, ListChoice};
+use intake_shared::rollback::RevertMode;
 use intake_shared::store::imports::{ImportProfile, RememberedMapping};
 use intake_shared::App;
 use lambda_http::{Body, Request, Response};
@@ -74,9 +76,65 @@ async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         Some("POST /v1/imports/{id}/validate") => validate(app, &p, req).await,
         Some("POST /v1/imports/{id}/start") => start(app, &p, req).await,
         Some("GET /v1/imports/{id}/errors") => errors(app, &p, req).await,
+        Some("POST /v1/imports/{id}/revert") => revert(app, &p, req).await,
+        Some("GET /v1/imports/{id}/revert") => revert_report(app, &p, req).await,
         Some("PUT /v1/import-profiles/{id}") => profile(app, &p, req).await,
         _ => Err(ApiError::not_found()),
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RevertRequest {
+    #[serde(default)]
+    mode: RevertMode,
+}
+
+/// `POST /v1/imports/{id}/revert`: full rollback, or `{"mode": "delete_created"}` (delete by
+/// label). Runs as a job; progress and counts in the import's `revert`.
+async fn revert(app: &App, p: &Principal, req: &Request) -> Result<Response<Body>, ApiError> {
+    require_admin(p)?;
+    let job = job(app, p, req).await?;
+    let body: RevertRequest = if req.body().is_empty() {
+        RevertRequest::default()
+    } else {
+        json_body(req)?
+    };
+    if !revert::start(app, &job, body.mode)
+        .await
+        .map_err(api_error)?
+    {
+        return Err(ApiError::new(
+            409,
+            "not_finished",
+            format!(
+                "only a finished import can be reverted; this one is {:?}",
+                job.status
+            ),
+        ));
+    }
+    Ok(json(
+        202,
+        &json!({"id": job.import_id, "status": JobStatus::Reverting, "mode": body.mode}),
+    ))
+}
+
+/// `GET /v1/imports/{id}/revert`: the revert's counts and every contact it kept, with why.
+async fn revert_report(
+    app: &App,
+    p: &Principal,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let job = job(app, p, req).await?;
+    let kept = revert::kept(app, &job).await.map_err(api_error)?;
+    let kept: Vec<serde_json::Value> = kept
+        .iter()
+        .map(|r| json!({"contact_id": r.contact_id, "reason": r.reason}))
+        .collect();
+    Ok(json(
+        200,
+        &json!({"status": job.status, "revert": job.revert, "kept": kept}),
+    ))
 }
 
 async fn job(app: &App, p: &Principal, req: &Request) -> Result<Job, ApiError> {

@@ -36,6 +36,7 @@ async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         matching: Matching::Never,
         merge: ingest::context(Utc::now(), "manual", None, Master::Incoming),
         default_country: settings.default_country.clone(),
+        undo: None,
     };
     let id = ContactId(uuid::Uuid::new_v4().to_string());
     let applied = ingest::upsert_one(&app.store, &p.account_id, incoming, id, &policy).await?;

@@ -104,6 +104,25 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
     #[serde(default)]
     pub finished_at: Option<DateTime<Utc>>,
+    /// Set when a revert (or delete by label) was asked for; counts once it finished.
+    #[serde(default)]
+    pub revert: Option<RevertSummary>,
+}
+
+/// What a revert did (R-XLS-6, R-XLS-8): contacts restored to their before-image, created
+/// contacts deleted, and contacts kept (changed since, linked, deleted since) with reasons in
+/// `GET /v1/imports/{id}/revert`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertSummary {
+    pub mode: crate::rollback::RevertMode,
+    #[serde(default)]
+    pub restored: u64,
+    #[serde(default)]
+    pub deleted: u64,
+    #[serde(default)]
+    pub kept: u64,
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 /// The label of import number `n` started on `day` (R-XLS-6).

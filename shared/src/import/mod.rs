@@ -1,6 +1,7 @@
-//! File import: CSV bytes (`csv`), XLSX and multi-byte text turned into UTF-8 CSV (`convert`), the wizard's settings and the row mapper (`mapping`),
-//! header suggestions (`headers`), data cleaning (`clean`), chunk planning (`split`), the job (`job`) and the pipeline
-//! shell that reads chunks and applies rows (`pipeline`).
+//! File import: CSV bytes (`csv`), XLSX and multi-byte text turned into UTF-8 CSV
+//! (`convert`), the wizard's settings and the row mapper (`mapping`), header suggestions
+//! (`headers`), data cleaning (`clean`), chunk planning (`split`), the job (`job`), the
+//! pipeline shell that reads chunks and applies rows (`pipeline`), and reverts (`revert`).
 
 pub mod clean;
 pub mod convert;
@@ -9,5 +10,6 @@ pub mod headers;
 pub mod job;
 pub mod mapping;
 pub mod pipeline;
+pub mod revert;
 pub mod split;
 pub mod wizard;

@@ -990,6 +990,8 @@ pub enum QueueMessage {
         import_id: String,
     },
     Chunk(Box<ChunkMessage>),
+    /// One page of a revert.
+    Revert(super::revert::RevertMessage),
 }
 
 /// A row of a chunk, ready or already decided. A client row with contact-person groups gives
@@ -1100,6 +1102,10 @@ async fn apply_rows(
             mapper.master,
         ),
         default_country: None,
+        undo: Some(
+            app.store
+                .undo_log(&app.imports()?.table, &job.account_id, &job.import_id),
+        ),
     };
     let mut records: Vec<clean::FileRecord> = Vec::with_capacity(rows.len());
     for row in rows {

@@ -100,6 +100,7 @@ pub async fn new_job(
         failure_reasons: Vec::new(),
         created_at: now,
         finished_at: None,
+        revert: None,
     })
 }
 
@@ -135,6 +136,7 @@ pub fn view(job: &Job) -> serde_json::Value {
         "blank": job.counts.blank,
         "errors": job.counts.errors,
         "merged": job.counts.merged,
+        "revert": job.revert,
         "failure_reasons": job.failure_reasons,
         "created_at": job.created_at,
         "finished_at": job.finished_at,
@@ -175,14 +177,19 @@ pub async fn create_custom_fields(
 /// Queues a started job for splitting.
 pub async fn request_split(app: &App, job: &Job) -> Result<(), PipelineError> {
     let cfg = app.imports()?;
-    let body = serde_json::to_string(&QueueMessage::Split {
+    let message = QueueMessage::Split {
         account_id: job.account_id.clone(),
         import_id: job.import_id.clone(),
-    })
-    .map_err(|e| PipelineError::File(e.to_string()))?;
+    };
+    send(app, &cfg.split_queue_url, &message).await
+}
+
+/// Sends one message of the import queues.
+pub async fn send(app: &App, queue_url: &str, message: &QueueMessage) -> Result<(), PipelineError> {
+    let body = serde_json::to_string(message).map_err(|e| PipelineError::File(e.to_string()))?;
     app.sqs
         .send_message()
-        .queue_url(&cfg.split_queue_url)
+        .queue_url(queue_url)
         .message_body(body)
         .send()
         .await

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
 use crate::model::{AccountId, Contact, ContactId};
+use crate::rollback::{Step, UndoRecord};
 use crate::rules::{IdentityKey, IdentityPlan};
 
 use super::items::{self, Item};
@@ -20,7 +21,145 @@ pub struct ContactWrite {
     pub identity: IdentityPlan,
 }
 
+/// Where an import's undo records go: the imports table, under the job's partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndoLog {
+    pub table: String,
+    pub pk: String,
+}
+
 impl Store {
+    /// The undo record update that rides in a contact write's transaction: the before-image is
+    /// kept from the import's first write to the contact (`if_not_exists`), the version follows
+    /// its last, so a retried or repeated write never loses the state to restore.
+    pub fn undo_action(
+        &self,
+        account: &AccountId,
+        log: &UndoLog,
+        write: &ContactWrite,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let before = match &write.before {
+            Some(b) => AttributeValue::M(items::contact_to_item(account, b)?),
+            None => AttributeValue::Null(true),
+        };
+        let update = Update::builder()
+            .table_name(&log.table)
+            .set_key(Some(items::key(log.pk.clone(), &items::undo_sk(&write.after.id))))
+            .update_expression(
+                "SET contact_id = :id, after_version = :v, #b = if_not_exists(#b, :b), #st = if_not_exists(#st, :pending)",
+            )
+            .expression_attribute_names("#b", items::UNDO_BEFORE_ATTR)
+            .expression_attribute_names("#st", items::UNDO_STATE_ATTR)
+            .expression_attribute_values(":id", AttributeValue::S(write.after.id.0.clone()))
+            .expression_attribute_values(":v", AttributeValue::N(write.after.version.to_string()))
+            .expression_attribute_values(":b", before)
+            .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
+            .build()
+            .map_err(|e| StoreError::Build(e.to_string()))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The transaction of one revert step: the contact deleted or put back (only if it is still
+    /// at the version the import left), identity items claimed back or released, and the undo
+    /// record marked (only while pending, so a repeated message changes nothing).
+    pub fn revert_actions(
+        &self,
+        account: &AccountId,
+        log: &UndoLog,
+        record: &UndoRecord,
+        step: &Step,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let table = &self.tables().contacts;
+        let build =
+            |e: aws_smithy_types::error::operation::BuildError| StoreError::Build(e.to_string());
+        let version = AttributeValue::N(record.after_version.to_string());
+        let id = &record.contact_id;
+        let mut actions = Vec::new();
+        let release = |key: &IdentityKey| -> Result<TransactWriteItem, StoreError> {
+            let delete = Delete::builder()
+                .table_name(table)
+                .set_key(Some(items::key(
+                    items::identity_pk(account, key),
+                    items::SK_IDENTITY,
+                )))
+                .condition_expression("#o = :me")
+                .expression_attribute_names("#o", items::OWNER_ATTR)
+                .expression_attribute_values(":me", AttributeValue::S(id.0.clone()))
+                .build()
+                .map_err(build)?;
+            Ok(TransactWriteItem::builder().delete(delete).build())
+        };
+        let (state, reason) = match step {
+            Step::Skip => return Ok(Vec::new()),
+            Step::Gone => ("deleted", None),
+            Step::Keep(reason) => ("kept", Some(reason.clone())),
+            Step::Delete { releases, .. } => {
+                let delete = Delete::builder()
+                    .table_name(table)
+                    .set_key(Some(items::key(
+                        items::contact_pk(account, id),
+                        items::SK_CONTACT,
+                    )))
+                    .condition_expression("#v = :v")
+                    .expression_attribute_names("#v", items::VERSION_ATTR)
+                    .expression_attribute_values(":v", version.clone())
+                    .build()
+                    .map_err(build)?;
+                actions.push(TransactWriteItem::builder().delete(delete).build());
+                for key in releases {
+                    actions.push(release(key)?);
+                }
+                ("deleted", None)
+            }
+            Step::Restore {
+                before,
+                claims,
+                releases,
+                ..
+            } => {
+                let put = Put::builder()
+                    .table_name(table)
+                    .set_item(Some(items::contact_to_item(account, before)?))
+                    .condition_expression("#v = :v")
+                    .expression_attribute_names("#v", items::VERSION_ATTR)
+                    .expression_attribute_values(":v", version.clone());
+                actions.push(tx_put(put)?);
+                for key in claims {
+                    let put = Put::builder()
+                        .table_name(table)
+                        .set_item(Some(items::identity_item(account, key, id)))
+                        .condition_expression("attribute_not_exists(pk)");
+                    actions.push(tx_put(put)?);
+                }
+                for key in releases {
+                    actions.push(release(key)?);
+                }
+                ("restored", None)
+            }
+        };
+        let mut update = Update::builder()
+            .table_name(&log.table)
+            .set_key(Some(items::key(log.pk.clone(), &items::undo_sk(id))))
+            .update_expression(if reason.is_some() {
+                "SET #st = :to, reason = :why"
+            } else {
+                "SET #st = :to"
+            })
+            .condition_expression("#st = :pending")
+            .expression_attribute_names("#st", items::UNDO_STATE_ATTR)
+            .expression_attribute_values(":to", AttributeValue::S(state.into()))
+            .expression_attribute_values(":pending", AttributeValue::S("pending".into()));
+        if let Some(why) = reason {
+            update = update.expression_attribute_values(":why", AttributeValue::S(why));
+        }
+        actions.push(
+            TransactWriteItem::builder()
+                .update(update.build().map_err(build)?)
+                .build(),
+        );
+        Ok(actions)
+    }
+
     /// Owners of identity values, by strongly consistent BatchGetItem.
     pub async fn identity_owners(
         &self,
@@ -169,6 +308,10 @@ impl Store {
             units += 1.0;
         }
         units += 2.0 * (write.identity.claims.len() + write.identity.releases.len()) as f64;
+        if let Some(b) = &write.before {
+            units +=
+                2.0 * items::item_size(&items::contact_to_item(account, b)?).div_ceil(1024) as f64;
+        }
         Ok(units)
     }
 

@@ -12,13 +12,26 @@ use crate::import::job::{Counts, Job, JobStatus};
 use crate::import::mapping::ImportSettings;
 use crate::model::AccountId;
 
+use super::contacts::UndoLog;
 use super::items::{self, Item};
 use super::{CancelReason, Store, StoreError, TxOutcome};
+use crate::import::job::RevertSummary;
+use crate::rollback::UndoRecord;
 
 pub const GSI_ACCOUNT: &str = "by-account";
 
 fn job_pk(account: &AccountId, import_id: &str) -> String {
     format!("ACC#{}#IMPORT#{import_id}", account.0)
+}
+
+impl Store {
+    /// Where an import's undo records go (`ingest::Policy::undo`).
+    pub fn undo_log(&self, table: &str, account: &AccountId, import_id: &str) -> UndoLog {
+        UndoLog {
+            table: table.to_owned(),
+            pk: job_pk(account, import_id),
+        }
+    }
 }
 
 fn chunk_sk(n: u32) -> String {
@@ -406,6 +419,118 @@ impl Store {
             )
             .await?
             .is_some())
+    }
+
+    /// Starts a revert of a finished import: status `reverting`, the mode recorded. False when
+    /// the job is not finished (or already reverting or reverted).
+    pub async fn start_revert(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+        summary: &RevertSummary,
+    ) -> Result<bool, StoreError> {
+        let encoded = serde_dynamo::to_attribute_value(summary)
+            .map_err(|e| StoreError::Encode(e.to_string()))?;
+        let values = HashMap::from([
+            (":to".to_owned(), status(JobStatus::Reverting)),
+            (":c".to_owned(), status(JobStatus::Completed)),
+            (":ce".to_owned(), status(JobStatus::CompletedWithErrors)),
+            (":f".to_owned(), status(JobStatus::Failed)),
+            (":r".to_owned(), encoded),
+        ]);
+        self.update_job(
+            table,
+            account,
+            import_id,
+            "SET #st = :to, revert = :r",
+            "#st = :c OR #st = :ce OR #st = :f",
+            values,
+        )
+        .await
+    }
+
+    /// Finishes a revert with its counts; only one caller wins.
+    pub async fn finish_revert(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+        summary: &RevertSummary,
+    ) -> Result<bool, StoreError> {
+        let encoded = serde_dynamo::to_attribute_value(summary)
+            .map_err(|e| StoreError::Encode(e.to_string()))?;
+        let values = HashMap::from([
+            (":to".to_owned(), status(JobStatus::Reverted)),
+            (":rv".to_owned(), status(JobStatus::Reverting)),
+            (":r".to_owned(), encoded),
+        ]);
+        self.update_job(
+            table,
+            account,
+            import_id,
+            "SET #st = :to, revert = :r",
+            "#st = :rv",
+            values,
+        )
+        .await
+    }
+
+    /// One undo record, read consistently.
+    pub async fn undo_record(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+        id: &crate::model::ContactId,
+    ) -> Result<Option<UndoRecord>, StoreError> {
+        self.get(
+            table,
+            items::key(job_pk(account, import_id), &items::undo_sk(id)),
+        )
+        .await?
+        .map(items::undo_from_item)
+        .transpose()
+    }
+
+    /// A page of an import's undo records, in contact-id order, after `start_after` (a sort
+    /// key from the previous page).
+    pub async fn undo_page(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+        start_after: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<UndoRecord>, Option<String>), StoreError> {
+        let pk = job_pk(account, import_id);
+        let mut query = self
+            .client()
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :u)")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .expression_attribute_values(":u", s(items::UNDO_SK_PREFIX))
+            .consistent_read(true)
+            .limit(limit);
+        if let Some(sk) = start_after {
+            query = query.set_exclusive_start_key(Some(items::key(pk, sk)));
+        }
+        let out = query
+            .send()
+            .await
+            .map_err(|e| StoreError::service("Query", e))?;
+        let next = out
+            .last_evaluated_key
+            .as_ref()
+            .and_then(|k| items::string_attr(k, "sk"));
+        let records = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(items::undo_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((records, next))
     }
 
     /// Finishes a running job whose chunks are all done; only one caller wins.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{AccountId, Consent, Contact, ContactId, CustomValue, Owns, TextFields};
 use crate::normalize::{Email, Mobile};
+use crate::rollback::{UndoRecord, UndoState};
 use crate::rules::IdentityKey;
 
 use super::StoreError;
@@ -121,6 +122,47 @@ pub fn contact_to_item(account: &AccountId, c: &Contact) -> Result<Item, StoreEr
         owns_mobile: c.owns.mobile,
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::Encode(e.to_string()))
+}
+
+/// Sort keys of an import's undo records, under the job's partition in the imports table.
+pub const UNDO_SK_PREFIX: &str = "UNDO#";
+
+pub fn undo_sk(id: &ContactId) -> String {
+    format!("{UNDO_SK_PREFIX}{}", id.0)
+}
+
+pub const UNDO_BEFORE_ATTR: &str = "before_image";
+pub const UNDO_STATE_ATTR: &str = "undo_state";
+
+pub fn undo_from_item(mut item: Item) -> Result<UndoRecord, StoreError> {
+    let key = string_attr(&item, SK).unwrap_or_default();
+    let bad = |reason: &str| StoreError::Decode {
+        key: key.clone(),
+        reason: reason.to_owned(),
+    };
+    let contact_id =
+        ContactId(string_attr(&item, "contact_id").ok_or_else(|| bad("no contact_id"))?);
+    let after_version = match item.get("after_version") {
+        Some(AttributeValue::N(n)) => n.parse().map_err(|_| bad("after_version"))?,
+        _ => return Err(bad("no after_version")),
+    };
+    let before = match item.remove(UNDO_BEFORE_ATTR) {
+        Some(AttributeValue::M(m)) => Some(contact_from_item(m)?),
+        _ => None,
+    };
+    let state = match string_attr(&item, UNDO_STATE_ATTR).as_deref() {
+        Some("restored") => UndoState::Restored,
+        Some("deleted") => UndoState::Deleted,
+        Some("kept") => UndoState::Kept,
+        _ => UndoState::Pending,
+    };
+    Ok(UndoRecord {
+        contact_id,
+        after_version,
+        before,
+        state,
+        reason: string_attr(&item, "reason"),
+    })
 }
 
 pub fn contact_from_item(item: Item) -> Result<Contact, StoreError> {

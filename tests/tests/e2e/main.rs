@@ -8,4 +8,5 @@ mod forms;
 mod imports;
 mod isolation;
 mod manual;
+mod revert;
 mod template;
