@@ -132,6 +132,24 @@ pub fn label(day: DateTime<Utc>, n: u64) -> String {
 
 /// The final status once every chunk is done (R-WIZ-10): failed when no row could be
 /// imported and some row failed, with errors when some did, else completed.
+/// The job's final outcome counts. A chunk redelivered after a crash sees its own earlier
+/// writes as unchanged, so its counters under-count creates and updates; the import's undo
+/// records (one per contact: `created` made by it, `updated` changed by it) do not. A clean
+/// run's counters can be higher (two rows reaching one contact through different keys both
+/// count), so each is the larger of the two; the number of outcomes is the same on every
+/// delivery, so the rest are unchanged.
+pub fn settled(c: &Counts, created: u64, updated: u64) -> Counts {
+    let outcomes = c.created + c.updated + c.unchanged;
+    let created = created.max(c.created);
+    let updated = updated.max(c.updated);
+    Counts {
+        created,
+        updated,
+        unchanged: outcomes.saturating_sub(created + updated),
+        ..*c
+    }
+}
+
 pub fn final_status(c: &Counts) -> JobStatus {
     let imported = c.created + c.updated + c.unchanged;
     match (imported, c.errors) {
@@ -144,6 +162,32 @@ pub fn final_status(c: &Counts) -> JobStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settled_counts_move_replayed_rows_from_unchanged_to_what_the_undo_records_say() {
+        let replayed = Counts {
+            created: 3,
+            updated: 1,
+            unchanged: 6,
+            errors: 2,
+            merged: 1,
+            ..Counts::default()
+        };
+        let s = settled(&replayed, 5, 2);
+        assert_eq!((s.created, s.updated, s.unchanged), (5, 2, 3));
+        assert_eq!((s.errors, s.merged), (2, 1), "row counts are kept");
+        let clean = Counts {
+            created: 1,
+            updated: 2,
+            ..Counts::default()
+        };
+        let s = settled(&clean, 1, 1);
+        assert_eq!(
+            (s.created, s.updated, s.unchanged),
+            (1, 2, 0),
+            "two rows updating one contact through different keys both count"
+        );
+    }
 
     #[test]
     fn job_final_status_follows_counts() {

@@ -1242,7 +1242,18 @@ async fn finish_if_done(app: &App, job: &Job) -> Result<(), PipelineError> {
         return Ok(());
     };
     if now.chunks_done == now.chunks_total && now.status == JobStatus::Running {
-        let status = job::final_status(&now.counts);
+        let (mut created, mut updated) = (0, 0);
+        app.store
+            .each_undo(&cfg.table, &job.account_id, &job.import_id, |r| {
+                if r.before.is_some() {
+                    updated += 1
+                } else {
+                    created += 1
+                }
+            })
+            .await?;
+        let counts = job::settled(&now.counts, created, updated);
+        let status = job::final_status(&counts);
         if app
             .store
             .finish_job(
@@ -1250,6 +1261,7 @@ async fn finish_if_done(app: &App, job: &Job) -> Result<(), PipelineError> {
                 &job.account_id,
                 &job.import_id,
                 status,
+                &counts,
                 Utc::now(),
             )
             .await?

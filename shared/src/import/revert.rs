@@ -142,31 +142,16 @@ async fn finish(app: &App, job: &Job, mode: RevertMode) -> Result<(), PipelineEr
         finished_at: Some(Utc::now()),
         ..RevertSummary::default()
     };
-    let mut start: Option<String> = None;
-    loop {
-        let (records, next) = app
-            .store
-            .undo_page(
-                &cfg.table,
-                &job.account_id,
-                &job.import_id,
-                start.as_deref(),
-                1000,
-            )
-            .await?;
-        for r in records {
+    app.store
+        .each_undo(&cfg.table, &job.account_id, &job.import_id, |r| {
             match r.state {
                 UndoState::Restored => summary.restored += 1,
                 UndoState::Deleted => summary.deleted += 1,
                 UndoState::Kept => summary.kept += 1,
                 UndoState::Pending => {}
             }
-        }
-        match next {
-            Some(n) => start = Some(n),
-            None => break,
-        }
-    }
+        })
+        .await?;
     if app
         .store
         .finish_revert(&cfg.table, &job.account_id, &job.import_id, &summary)
@@ -181,22 +166,12 @@ async fn finish(app: &App, job: &Job, mode: RevertMode) -> Result<(), PipelineEr
 pub async fn kept(app: &App, job: &Job) -> Result<Vec<UndoRecord>, PipelineError> {
     let cfg = app.imports()?;
     let mut out = Vec::new();
-    let mut start: Option<String> = None;
-    loop {
-        let (records, next) = app
-            .store
-            .undo_page(
-                &cfg.table,
-                &job.account_id,
-                &job.import_id,
-                start.as_deref(),
-                1000,
-            )
-            .await?;
-        out.extend(records.into_iter().filter(|r| r.state == UndoState::Kept));
-        match next {
-            Some(n) => start = Some(n),
-            None => return Ok(out),
-        }
-    }
+    app.store
+        .each_undo(&cfg.table, &job.account_id, &job.import_id, |r| {
+            if r.state == UndoState::Kept {
+                out.push(r)
+            }
+        })
+        .await?;
+    Ok(out)
 }

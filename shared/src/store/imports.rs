@@ -476,6 +476,27 @@ impl Store {
         .await
     }
 
+    /// Calls `each` with every undo record of an import, page by page.
+    pub async fn each_undo(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+        mut each: impl FnMut(UndoRecord),
+    ) -> Result<(), StoreError> {
+        let mut start: Option<String> = None;
+        loop {
+            let (records, next) = self
+                .undo_page(table, account, import_id, start.as_deref(), 1000)
+                .await?;
+            records.into_iter().for_each(&mut each);
+            match next {
+                Some(n) => start = Some(n),
+                None => return Ok(()),
+            }
+        }
+    }
+
     /// One undo record, read consistently.
     pub async fn undo_record(
         &self,
@@ -533,25 +554,30 @@ impl Store {
         Ok((records, next))
     }
 
-    /// Finishes a running job whose chunks are all done; only one caller wins.
+    /// Finishes a running job whose chunks are all done, with its settled contact counts;
+    /// only one caller wins.
     pub async fn finish_job(
         &self,
         table: &str,
         account: &AccountId,
         import_id: &str,
         to: JobStatus,
+        counts: &Counts,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let values = HashMap::from([
             (":to".to_owned(), status(to)),
             (":run".to_owned(), status(JobStatus::Running)),
             (":t".to_owned(), s(now.to_rfc3339())),
+            (":c".to_owned(), n(counts.created)),
+            (":u".to_owned(), n(counts.updated)),
+            (":n".to_owned(), n(counts.unchanged)),
         ]);
         self.update_job(
             table,
             account,
             import_id,
-            "SET #st = :to, finished_at = :t",
+            "SET #st = :to, finished_at = :t, counts.created = :c, counts.updated = :u, counts.unchanged = :n",
             "#st = :run AND chunks_done = chunks_total",
             values,
         )
