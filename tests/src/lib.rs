@@ -88,10 +88,17 @@ pub enum Fault {
     /// `TransactionCanceledException` with `TransactionConflict` (real DynamoDB under
     /// contention; DynamoDB Local never sends it). The transaction is NOT applied.
     TransactionConflict,
+    /// A `ValidationException` nothing retries: the worker's step fails as if it died there.
+    /// Nothing is applied.
+    Crash,
+    /// `ProvisionedThroughputExceededException` (the SDK retries it). Nothing is applied.
+    Throttle,
+    /// BatchGetItem only: an answer with every key left in `UnprocessedKeys`.
+    Unprocessed,
 }
 
 #[derive(Debug, Clone)]
-struct Injected(Fault);
+struct Injected(Fault, Option<serde_json::Value>);
 
 impl Storable for Injected {
     type Storer = StoreReplace<Self>;
@@ -155,12 +162,17 @@ impl Intercept for Faults {
             }
         };
         if let Some(fault) = fault {
+            let keys = (fault == Fault::Unprocessed)
+                .then(|| ctx.request().body().bytes())
+                .flatten()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+                .map(|v| v["RequestItems"].clone());
             let req = ctx.request_mut();
             req.headers_mut()
                 .insert("x-amz-target", "DynamoDB_20120810.DescribeLimits");
             req.headers_mut().insert("content-length", "2");
             *req.body_mut() = SdkBody::from("{}");
-            cfg.interceptor_state().store_put(Injected(fault));
+            cfg.interceptor_state().store_put(Injected(fault, keys));
         }
         Ok(())
     }
@@ -171,14 +183,18 @@ impl Intercept for Faults {
         _: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Some(Injected(Fault::TransactionConflict)) = cfg.load::<Injected>().cloned() {
+        if let Some(Injected(fault, keys)) = cfg.load::<Injected>().cloned() {
+            let (status, body) = match fault {
+                Fault::TransactionConflict => (400u16, r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#.to_owned()),
+                Fault::Crash => (400, r#"{"__type":"com.amazon.coral.validate#ValidationException","message":"injected: the worker died here"}"#.to_owned()),
+                Fault::Throttle => (400, r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"injected throttling"}"#.to_owned()),
+                Fault::Unprocessed => (200, serde_json::json!({"Responses": {}, "UnprocessedKeys": keys.unwrap_or_default()}).to_string()),
+            };
             let resp = ctx.response_mut();
-            *resp.status_mut() = 400u16.try_into()?;
+            *resp.status_mut() = status.try_into()?;
             resp.headers_mut()
                 .insert("content-type", "application/x-amz-json-1.0");
-            *resp.body_mut() = SdkBody::from(
-                r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"}]}"#,
-            );
+            *resp.body_mut() = SdkBody::from(body);
             cfg.interceptor_state().unset::<Injected>();
         }
         Ok(())

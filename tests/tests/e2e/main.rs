@@ -3,6 +3,7 @@
 
 mod accounts;
 mod api_upsert;
+mod faults;
 mod files;
 mod forms;
 mod imports;
