@@ -354,6 +354,7 @@ async fn run_wave(
         stats.lookups += 1;
     }
 
+    let replayed = replayed(store, policy, &contacts, mode).await?;
     let mut deferred = Vec::new();
     let mut taken: HashSet<ContactId> = HashSet::new();
     let mut planned = Vec::new();
@@ -368,9 +369,21 @@ async fn run_wave(
             },
             None => None,
         };
-        if let Some((c, _)) = found {
+        if let Some((c, on)) = found {
             if !taken.insert(c.id.clone()) {
                 deferred.push(i);
+                continue;
+            }
+            if let Some(created) = replayed.get(&c.id) {
+                results[i] = Some(Ok(Applied {
+                    contact: c.clone(),
+                    outcome: if *created {
+                        Outcome::Created
+                    } else {
+                        Outcome::Updated
+                    },
+                    matched_on: Some(on),
+                }));
                 continue;
             }
         }
@@ -411,6 +424,43 @@ async fn run_wave(
         }
     };
     Ok(WaveOut { deferred, retry })
+}
+
+/// Contacts this chunk already wrote on an earlier delivery and someone changed since (their
+/// version moved past the one the chunk left): a redelivery must not apply the file again over
+/// the newer change. Only contacts carrying the import's label are looked up. The value says
+/// whether the chunk created the contact.
+async fn replayed(
+    store: &Store,
+    policy: &Policy,
+    contacts: &HashMap<ContactId, Contact>,
+    mode: &Mode<'_>,
+) -> Result<HashMap<ContactId, bool>, StoreError> {
+    let (Mode::Write, Some(log), Some(label)) = (mode, &policy.undo, &policy.merge.label) else {
+        return Ok(HashMap::new());
+    };
+    if log.chunk.is_none() {
+        return Ok(HashMap::new());
+    }
+    let labelled: Vec<ContactId> = contacts
+        .values()
+        .filter(|c| c.labels.contains(label))
+        .map(|c| c.id.clone())
+        .collect();
+    if labelled.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let records = store.undo_records(log, &labelled).await?;
+    Ok(records
+        .into_iter()
+        .filter(|(id, r)| {
+            r.chunk == log.chunk
+                && contacts
+                    .get(id)
+                    .is_some_and(|c| c.version != r.after_version)
+        })
+        .map(|(id, r)| (id, r.before.is_none()))
+        .collect())
 }
 
 /// A decision turned into work: finished (unchanged, nothing to write) or a write to make.

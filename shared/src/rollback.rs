@@ -28,6 +28,8 @@ pub struct UndoRecord {
     pub before: Option<Contact>,
     pub state: UndoState,
     pub reason: Option<String>,
+    /// The chunk of the import's first write to the contact.
+    pub chunk: Option<u32>,
 }
 
 /// What a revert undoes.
@@ -149,6 +151,7 @@ mod tests {
             before,
             state: UndoState::Pending,
             reason: None,
+            chunk: None,
         }
     }
 

@@ -105,7 +105,7 @@ impl Storable for Injected {
 }
 
 /// Per operation: the fault, calls still to let through, calls still to fail.
-type FaultPlan = BTreeMap<String, (Fault, u32, u32)>;
+type FaultPlan = BTreeMap<String, (Fault, u32, u32, Option<String>)>;
 
 /// Replaces the next `n` calls of an operation with a fault. The real request is turned into
 /// a harmless `DescribeLimits` so nothing is applied, then the answer is swapped.
@@ -122,7 +122,15 @@ impl Faults {
         self.0
             .lock()
             .unwrap()
-            .insert(op.to_owned(), (fault, skip, n));
+            .insert(op.to_owned(), (fault, skip, n, None));
+    }
+
+    /// Fails the next `n` calls of `op` whose request body contains `needle` (others pass).
+    pub fn fail_matching(&self, op: &str, needle: &str, fault: Fault, n: u32) {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(op.to_owned(), (fault, 0, n, Some(needle.to_owned())));
     }
 
     pub fn remaining(&self, op: &str) -> u32 {
@@ -130,7 +138,7 @@ impl Faults {
             .lock()
             .unwrap()
             .get(op)
-            .map(|(_, _, n)| *n)
+            .map(|(_, _, n, _)| *n)
             .unwrap_or(0)
     }
 }
@@ -147,14 +155,20 @@ impl Intercept for Faults {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let op = operation(cfg);
+        let body = ctx.request().body().bytes().unwrap_or_default().to_vec();
         let fault = {
             let mut faults = self.0.lock().unwrap();
             match faults.get_mut(&op) {
-                Some((_, skip, _)) if *skip > 0 => {
+                Some((_, _, _, Some(needle)))
+                    if !body.windows(needle.len()).any(|w| w == needle.as_bytes()) =>
+                {
+                    None
+                }
+                Some((_, skip, _, _)) if *skip > 0 => {
                     *skip -= 1;
                     None
                 }
-                Some((fault, _, n)) if *n > 0 => {
+                Some((fault, _, n, _)) if *n > 0 => {
                     *n -= 1;
                     Some(*fault)
                 }

@@ -13,8 +13,10 @@ use intake_shared::import::mapping::{self, ImportSettings};
 use intake_shared::import::pipeline::{self, PipelineError};
 use intake_shared::import::revert;
 use intake_shared::import::wizard::{self, ListChoice};
+use intake_shared::model::ContactView;
 use intake_shared::rollback::RevertMode;
 use intake_shared::store::imports::{ImportProfile, RememberedMapping};
+use intake_shared::store::items::UNDO_SK_PREFIX;
 use intake_shared::App;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -78,6 +80,7 @@ async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         Some("GET /v1/imports/{id}/errors") => errors(app, &p, req).await,
         Some("POST /v1/imports/{id}/revert") => revert(app, &p, req).await,
         Some("GET /v1/imports/{id}/revert") => revert_report(app, &p, req).await,
+        Some("GET /v1/imports/{id}/contacts") => labelled(app, &p, req).await,
         Some("PUT /v1/import-profiles/{id}") => profile(app, &p, req).await,
         _ => Err(ApiError::not_found()),
     }
@@ -134,6 +137,62 @@ async fn revert_report(
     Ok(json(
         200,
         &json!({"status": job.status, "revert": job.revert, "kept": kept}),
+    ))
+}
+
+/// `GET /v1/imports/{id}/contacts?cursor=&limit=`: the contacts the import (its label)
+/// created or changed, from its undo records, with the outcome and any revert state.
+async fn labelled(app: &App, p: &Principal, req: &Request) -> Result<Response<Body>, ApiError> {
+    let job = job(app, p, req).await?;
+    let limit = match query_param(req, "limit") {
+        None => 100,
+        Some(l) => l
+            .parse::<i32>()
+            .ok()
+            .filter(|l| (1..=500).contains(l))
+            .ok_or_else(|| {
+                ApiError::new(422, "invalid_limit", "limit is 1 to 500").with_field("limit")
+            })?,
+    };
+    let cursor = query_param(req, "cursor");
+    if cursor
+        .as_deref()
+        .is_some_and(|c| !c.starts_with(UNDO_SK_PREFIX))
+    {
+        return Err(ApiError::new(
+            422,
+            "invalid_cursor",
+            "use next_cursor from the previous page",
+        )
+        .with_field("cursor"));
+    }
+    let table = &app.imports().map_err(|e| ApiError::internal(&e))?.table;
+    let (records, next) = app
+        .store
+        .undo_page(
+            table,
+            &p.account_id,
+            &job.import_id,
+            cursor.as_deref(),
+            limit,
+        )
+        .await?;
+    let ids: Vec<_> = records.iter().map(|r| r.contact_id.clone()).collect();
+    let contacts = app.store.contacts(&p.account_id, &ids).await?;
+    let items: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "contact_id": r.contact_id,
+                "outcome": if r.before.is_some() { "updated" } else { "created" },
+                "revert_state": r.state,
+                "contact": contacts.get(&r.contact_id).map(ContactView::from),
+            })
+        })
+        .collect();
+    Ok(json(
+        200,
+        &json!({"label": job.label, "contacts": items, "next_cursor": next}),
     ))
 }
 

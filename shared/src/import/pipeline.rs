@@ -21,6 +21,7 @@ use crate::ingest::{self, IngestError, Mode, Overlay, Policy};
 use crate::model::ContactId;
 use crate::rules::{Matching, RuleError};
 use crate::settings::Settings;
+use crate::store::contacts::UndoLog;
 use crate::store::imports::ChunkMark;
 use crate::store::StoreError;
 use crate::App;
@@ -1089,6 +1090,7 @@ async fn apply_rows(
     job: &Job,
     mapper: &RowMapper,
     rows: Vec<Row>,
+    chunk: Option<u32>,
     mode: &mut Mode<'_>,
 ) -> Result<(Counts, Vec<RowError>, Vec<clean::Merged>), PipelineError> {
     let mut counts = Counts::default();
@@ -1102,10 +1104,12 @@ async fn apply_rows(
             mapper.master,
         ),
         default_country: None,
-        undo: Some(
-            app.store
-                .undo_log(&app.imports()?.table, &job.account_id, &job.import_id),
-        ),
+        undo: Some(UndoLog {
+            chunk,
+            ..app
+                .store
+                .undo_log(&app.imports()?.table, &job.account_id, &job.import_id)
+        }),
     };
     let mut records: Vec<clean::FileRecord> = Vec::with_capacity(rows.len());
     for row in rows {
@@ -1195,7 +1199,15 @@ pub async fn process_chunk(
         &msg.object_key
     };
     let (rows, seen) = chunk_rows(app, msg, object, &mapper).await?;
-    let (mut counts, errors, _) = apply_rows(app, &job, &mapper, rows, &mut Mode::Write).await?;
+    let (mut counts, errors, _) = apply_rows(
+        app,
+        &job,
+        &mapper,
+        rows,
+        Some(msg.spec.number),
+        &mut Mode::Write,
+    )
+    .await?;
     counts.rows = seen;
     if !errors.is_empty() {
         let mut body = Vec::new();
@@ -1356,8 +1368,15 @@ pub async fn validate(
     })
     .await?;
     let mut overlay = Overlay::default();
-    let (counts, errors, merged) =
-        apply_rows(app, job, &mapper, rows, &mut Mode::DryRun(&mut overlay)).await?;
+    let (counts, errors, merged) = apply_rows(
+        app,
+        job,
+        &mapper,
+        rows,
+        None,
+        &mut Mode::DryRun(&mut overlay),
+    )
+    .await?;
     Ok(ValidateReport {
         rows: seen,
         would_create: counts.created,

@@ -26,6 +26,9 @@ pub struct ContactWrite {
 pub struct UndoLog {
     pub table: String,
     pub pk: String,
+    /// The chunk writing (recorded on the contact's first write by the import), so a
+    /// redelivered chunk can tell its own earlier writes from another chunk's.
+    pub chunk: Option<u32>,
 }
 
 impl Store {
@@ -46,7 +49,12 @@ impl Store {
             .table_name(&log.table)
             .set_key(Some(items::key(log.pk.clone(), &items::undo_sk(&write.after.id))))
             .update_expression(
-                "SET contact_id = :id, after_version = :v, #b = if_not_exists(#b, :b), #st = if_not_exists(#st, :pending)",
+                "SET contact_id = :id, after_version = :v, #b = if_not_exists(#b, :b), #st = if_not_exists(#st, :pending), chunk = if_not_exists(chunk, :chunk)",
+            )
+            .expression_attribute_values(
+                ":chunk",
+                log.chunk
+                    .map_or(AttributeValue::Null(true), |c| AttributeValue::N(c.to_string())),
             )
             .expression_attribute_names("#b", items::UNDO_BEFORE_ATTR)
             .expression_attribute_names("#st", items::UNDO_STATE_ATTR)
@@ -158,6 +166,23 @@ impl Store {
                 .build(),
         );
         Ok(actions)
+    }
+
+    /// The undo records `log` holds for these contacts (strongly consistent).
+    pub async fn undo_records(
+        &self,
+        log: &UndoLog,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, UndoRecord>, StoreError> {
+        let keys = ids
+            .iter()
+            .map(|id| items::key(log.pk.clone(), &items::undo_sk(id)))
+            .collect();
+        self.batch_get(&log.table, keys)
+            .await?
+            .into_iter()
+            .map(|item| items::undo_from_item(item).map(|r| (r.contact_id.clone(), r)))
+            .collect()
     }
 
     /// Owners of identity values, by strongly consistent BatchGetItem.

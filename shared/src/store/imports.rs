@@ -30,6 +30,7 @@ impl Store {
         UndoLog {
             table: table.to_owned(),
             pk: job_pk(account, import_id),
+            chunk: None,
         }
     }
 }

@@ -162,6 +162,10 @@ pub fn undo_from_item(mut item: Item) -> Result<UndoRecord, StoreError> {
         before,
         state,
         reason: string_attr(&item, "reason"),
+        chunk: match item.get("chunk") {
+            Some(AttributeValue::N(n)) => n.parse().ok(),
+            _ => None,
+        },
     })
 }
 

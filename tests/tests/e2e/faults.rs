@@ -226,3 +226,74 @@ async fn import_is_exactly_once_when_every_chunk_message_arrives_twice() {
         assert_eq!(state, clean_state, "run {r}");
     }
 }
+
+#[tokio::test]
+async fn import_redelivered_after_an_api_edit_keeps_the_edit_when_the_chunk_had_already_written() {
+    let env = TestEnv::with_options(1000, 1).await;
+    let (account, key) = env.account("NO").await;
+    let file = "First,Email,Mobile,City\nAnn,ann@example.no,41234567,Oslo\nBo,bo@example.no,41234568,Bergen\n";
+    let id = env.upload_import(&key, file.as_bytes()).await;
+    // The worker writes its contacts, then dies at the chunk marker, again and again.
+    env.faults
+        .fail_matching("TransactWriteItems", "CHUNK#", Fault::Crash, 1000);
+    env.start_import(&key, &id, settings()).await;
+    let wait = |n: usize| {
+        let delivered = env.delivered.clone();
+        async move {
+            for _ in 0..200 {
+                if delivered
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(q, _)| q == "ChunkQueue")
+                    .count()
+                    >= n
+                {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("chunk not delivered {n} times");
+        }
+    };
+    wait(1).await;
+    while env.contacts(&account).await.len() < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = env
+        .call(
+            "PUT",
+            "/v1/contacts",
+            &key,
+            Some(json!({"contact": {"mobile": "41234567", "city": "Edited"}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let after_edit = env
+        .delivered
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(q, _)| q == "ChunkQueue")
+        .count();
+    wait(after_edit + 2).await;
+    env.faults
+        .fail_matching("TransactWriteItems", "CHUNK#", Fault::Crash, 0);
+    let job = env.wait_import(&key, &id).await;
+    assert_eq!(
+        (&job["status"], &job["created"], &job["updated"]),
+        (&json!("completed"), &json!(2), &json!(0)),
+        "{job}"
+    );
+    let ann = env
+        .contacts(&account)
+        .await
+        .into_iter()
+        .find(|c| c.fields.first_name.as_deref() == Some("Ann"))
+        .unwrap();
+    assert_eq!(
+        ann.fields.city.as_deref(),
+        Some("Edited"),
+        "a redelivered chunk does not apply the file again over a later edit"
+    );
+}

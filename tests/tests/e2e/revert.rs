@@ -196,3 +196,52 @@ async fn r_xls_6_delete_by_label_deletes_created_contacts_and_keeps_linked_ones(
         "delete by label leaves what the import updated"
     );
 }
+
+#[tokio::test]
+async fn r_xls_6_contacts_are_listed_by_the_import_that_labelled_them_page_by_page() {
+    let env = TestEnv::new().await;
+    let (_, key) = env.account("NO").await;
+    seed(&env, &key).await;
+    let id = import_file(&env, &key).await;
+    let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let path = match &cursor {
+            Some(c) => format!(
+                "/v1/imports/{id}/contacts?limit=2&cursor={}",
+                c.replace('#', "%23")
+            ),
+            None => format!("/v1/imports/{id}/contacts?limit=2"),
+        };
+        let page = env.call("GET", &path, &key, None).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        for c in page.body["contacts"].as_array().unwrap() {
+            assert!(
+                c["contact"]["labels"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&page.body["label"]),
+                "{c}"
+            );
+            seen.push((
+                c["contact"]["first_name"].as_str().unwrap().to_owned(),
+                c["outcome"].as_str().unwrap().to_owned(),
+            ));
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    seen.sort();
+    let want: Vec<(String, String)> = [
+        ("Ann", "updated"),
+        ("Bo", "updated"),
+        ("New again", "created"),
+        ("Newer", "created"),
+        ("Uno", "updated"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(seen, want);
+}
