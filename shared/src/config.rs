@@ -28,7 +28,14 @@ pub struct ImportsConfig {
     pub chunk_queue_url: String,
     /// Rows per chunk (before rows of cross-chunk identity groups move).
     pub chunk_rows: usize,
+    /// A job in flight with no progress for this long is the reconciler's (the redrive
+    /// window: visibility timeout × receives before the dead-letter queue).
+    pub stuck_after_seconds: i64,
 }
+
+/// The SAM template's chunk-queue visibility (1,800 s) × maxReceiveCount (5) is 2.5 hours;
+/// a chunk message alive that long is in its dead-letter queue or lost.
+pub const DEFAULT_STUCK_AFTER_SECONDS: i64 = 9000;
 
 /// Rows per chunk unless configured: a chunk then takes a few seconds on one worker.
 pub const DEFAULT_CHUNK_ROWS: usize = 2000;
@@ -58,6 +65,10 @@ impl Config {
                         .and_then(|v| v.parse().ok())
                         .filter(|n| *n > 0)
                         .unwrap_or(DEFAULT_CHUNK_ROWS),
+                    stuck_after_seconds: get("INTAKE_STUCK_AFTER_SECONDS")
+                        .and_then(|v| v.parse().ok())
+                        .filter(|n| *n > 0)
+                        .unwrap_or(DEFAULT_STUCK_AFTER_SECONDS),
                 }),
             },
             operator_key_hash: get("INTAKE_OPERATOR_KEY")

@@ -7,10 +7,9 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use chrono::Utc;
 use intake_shared::import::job::JobStatus;
 use intake_shared::import::pipeline::{self, PipelineError, QueueMessage};
-use intake_shared::import::{revert, wizard};
+use intake_shared::import::{reconcile, revert, wizard};
 use intake_shared::model::AccountId;
 use intake_shared::App;
-use sha2::{Digest, Sha256};
 
 pub async fn handle(app: &App, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
@@ -84,8 +83,7 @@ async fn handle_record(app: &App, record: &SqsMessage) -> Result<(), PipelineErr
             .map(decode_key)
             .unwrap_or_default();
         let tag = r
-            .pointer("/s3/object/sequencer")
-            .or_else(|| r.pointer("/s3/object/eTag"))
+            .pointer("/s3/object/eTag")
             .and_then(|v| v.as_str())
             .unwrap_or_default();
         drop_folder(app, &key, tag).await?;
@@ -182,7 +180,8 @@ pub fn decode_key(raw: &str) -> String {
 }
 
 /// An object in `drop/<account>/<profile>/` starts an import with the profile's settings. The
-/// job id derives from the object key and event sequencer, so a repeated event finds its job.
+/// job id derives from the object key and ETag, so a repeated event (or the reconciler's
+/// resend of a missed one) finds its job.
 async fn drop_folder(app: &App, key: &str, tag: &str) -> Result<(), PipelineError> {
     let parts: Vec<&str> = key.splitn(4, '/').collect();
     let ["drop", account, profile_id, file] = parts.as_slice() else {
@@ -194,10 +193,7 @@ async fn drop_folder(app: &App, key: &str, tag: &str) -> Result<(), PipelineErro
         tracing::warn!(account_id = %account, profile_id, "drop folder has no profile; object ignored");
         return Ok(());
     };
-    let import_id = format!(
-        "imp_{}",
-        &hex::encode(Sha256::digest(format!("{key}\n{tag}")))[..32]
-    );
+    let import_id = reconcile::drop_import_id(key, tag);
     let table = app.imports()?.table.clone();
     let mut job = wizard::new_job(
         app,

@@ -26,6 +26,7 @@ pub const FUNCTIONS: &[&str] = &[
     "AuthorizerFunction",
     "ImportApiFunction",
     "CsvImportFunction",
+    "ReconcilerFunction",
 ];
 
 /// An authorizer: the `Authorization` header in, API Gateway's simple response out.
@@ -117,6 +118,26 @@ pub fn app_for(
         clients.sqs.clone(),
         config,
     )))
+}
+
+/// A scheduled handler: fired with the time of the schedule.
+pub type ScheduledHandler = Arc<
+    dyn Fn(chrono::DateTime<chrono::Utc>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync,
+>;
+
+/// The scheduled handler of `function`, or `None` when it has none.
+pub fn scheduled_handler(function: &str, app: Arc<App>) -> Option<ScheduledHandler> {
+    match function {
+        "ReconcilerFunction" => Some(Arc::new(move |now| {
+            let app = app.clone();
+            Box::pin(async move {
+                if let Err(e) = intake_reconciler::handle(&app, now).await {
+                    tracing::error!(error = %e, "reconciler failed");
+                }
+            })
+        })),
+        _ => None,
+    }
 }
 
 /// A queue handler: an SQS batch in, a partial batch response out.

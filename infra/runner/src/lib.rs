@@ -38,9 +38,35 @@ pub struct Local {
     pub refs: BTreeMap<String, String>,
     pub clients: Clients,
     pub delivered: stack::Delivered,
+    /// Scheduled functions: logical id, period, handler.
+    pub schedules: Vec<(String, std::time::Duration, functions::ScheduledHandler)>,
 }
 
 impl Local {
+    /// Fires every scheduled function on its period (`every` overrides all periods, for a
+    /// local stack that should not wait 15 minutes).
+    pub fn start_schedules(
+        &self,
+        every: Option<std::time::Duration>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        self.schedules
+            .iter()
+            .map(|(function, period, handler)| {
+                let (period, handler, function) =
+                    (every.unwrap_or(*period), handler.clone(), function.clone());
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(period);
+                    tick.tick().await;
+                    loop {
+                        tick.tick().await;
+                        tracing::debug!(function = %function, "schedule fired");
+                        handler(chrono::Utc::now()).await;
+                    }
+                })
+            })
+            .collect()
+    }
+
     /// Starts `workers` pollers per queue event (Lambda runs several concurrent batches).
     pub fn start_pollers(&self, workers: usize) -> Vec<tokio::task::JoinHandle<()>> {
         let mut handles = Vec::new();
@@ -114,7 +140,20 @@ pub async fn build(
             delivered: delivered.clone(),
         });
     }
+    let mut schedules = Vec::new();
+    for event in &template.schedules {
+        let handler = functions::scheduled_handler(&event.function, app(&event.function)?)
+            .ok_or_else(|| {
+                anyhow::anyhow!("runner cannot host scheduled function {}", event.function)
+            })?;
+        schedules.push((
+            event.function.clone(),
+            std::time::Duration::from_secs(event.every_seconds),
+            handler,
+        ));
+    }
     Ok(Local {
+        schedules,
         router: server::Router::new(routes),
         apps,
         template,

@@ -38,6 +38,11 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|w| w.parse().ok())
         .unwrap_or(4);
     let _pollers = local.start_pollers(workers);
+    let every = std::env::var("INTAKE_SCHEDULE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(std::time::Duration::from_secs);
+    let _schedules = local.start_schedules(every);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let bucket = local.refs.get("UploadsBucket").cloned().unwrap_or_default();
     println!("intake-local: listening on http://127.0.0.1:{port} ({} routes, {} queue pollers), upload bucket {bucket}", local.template.routes.len(), local.pollers.len() * workers);

@@ -67,6 +67,27 @@ pub struct QueueEvent {
     pub batch_size: i32,
 }
 
+/// A function's `Schedule` event (`rate(N minutes|hours|days)`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleEvent {
+    pub function: String,
+    pub every_seconds: u64,
+}
+
+/// Seconds of an EventBridge `rate(...)` expression.
+pub fn rate_seconds(expr: &str) -> Option<u64> {
+    let inner = expr.trim().strip_prefix("rate(")?.strip_suffix(')')?;
+    let (n, unit) = inner.trim().split_once(' ')?;
+    let n: u64 = n.parse().ok()?;
+    let unit = match unit.trim().trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        _ => return None,
+    };
+    Some(n * unit)
+}
+
 /// What the runner needs from the template.
 #[derive(Debug, Clone)]
 pub struct Template {
@@ -74,6 +95,7 @@ pub struct Template {
     pub queues: BTreeMap<String, Queue>,
     pub buckets: BTreeMap<String, Bucket>,
     pub queue_events: Vec<QueueEvent>,
+    pub schedules: Vec<ScheduleEvent>,
     /// Logical id → `Properties` of each `AWS::DynamoDB::Table`, as YAML.
     pub tables: BTreeMap<String, Value>,
     /// Function logical id → environment (Globals merged with the function's own).
@@ -206,6 +228,7 @@ impl Template {
             queues: BTreeMap::new(),
             buckets: BTreeMap::new(),
             queue_events: Vec::new(),
+            schedules: Vec::new(),
         };
         let default_authorizer = default_authorizer(resources);
         for (id, resource) in resources {
@@ -231,6 +254,25 @@ impl Template {
                         .and_then(|p| p.get("Events"))
                         .and_then(Value::as_mapping);
                     for (_, event) in events.into_iter().flatten() {
+                        if event.get("Type").and_then(Value::as_str) == Some("Schedule") {
+                            let expr = event
+                                .get("Properties")
+                                .and_then(|p| p.get("Schedule"))
+                                .and_then(Value::as_str)
+                                .unwrap_or_default();
+                            let every_seconds =
+                                rate_seconds(expr).ok_or_else(|| TemplateError::Shape {
+                                    resource: id.clone(),
+                                    reason: format!(
+                                        "schedule {expr:?} is not rate(N minutes|hours|days)"
+                                    ),
+                                })?;
+                            template.schedules.push(ScheduleEvent {
+                                function: id.clone(),
+                                every_seconds,
+                            });
+                            continue;
+                        }
                         if event.get("Type").and_then(Value::as_str) == Some("SQS") {
                             let p = event.get("Properties");
                             if let Some(queue) =

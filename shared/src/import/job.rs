@@ -34,6 +34,11 @@ impl JobStatus {
         }
     }
 
+    /// In flight: work is queued for it and the reconciler watches its progress.
+    pub fn is_active(&self) -> bool {
+        matches!(self, Self::Queued | Self::Running | Self::Reverting)
+    }
+
     pub fn is_finished(&self) -> bool {
         matches!(
             self,
@@ -107,6 +112,12 @@ pub struct Job {
     /// Set when a revert (or delete by label) was asked for; counts once it finished.
     #[serde(default)]
     pub revert: Option<RevertSummary>,
+    /// The last sign of life of a job in flight (queued, running, reverting): the reconciler
+    /// looks after jobs whose progress is older than the redrive window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub reconcile_attempts: u32,
 }
 
 /// What a revert did (R-XLS-6, R-XLS-8): contacts restored to their before-image, created
@@ -123,6 +134,44 @@ pub struct RevertSummary {
     pub kept: u64,
     #[serde(default)]
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    /// A new draft: import number `number` of `account`, reading `object_key`.
+    pub fn draft(
+        import_id: String,
+        account_id: AccountId,
+        number: u64,
+        list_id: String,
+        file_name: &str,
+        object_key: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            import_id,
+            account_id,
+            number,
+            label: label(now, number),
+            list_id,
+            file_name: file_name.chars().take(255).collect(),
+            object_key,
+            status: JobStatus::Draft,
+            settings: None,
+            dialect: None,
+            profile_id: None,
+            rows_total: 0,
+            rows_done: 0,
+            counts: Counts::default(),
+            chunks_total: 0,
+            chunks_done: 0,
+            failure_reasons: Vec::new(),
+            created_at: now,
+            finished_at: None,
+            revert: None,
+            progress_at: None,
+            reconcile_attempts: 0,
+        }
+    }
 }
 
 /// The label of import number `n` started on `day` (R-XLS-6).

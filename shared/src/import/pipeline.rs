@@ -1244,7 +1244,7 @@ pub async fn process_chunk(
 }
 
 /// Finishes the job once every chunk is done (only one worker's update wins).
-async fn finish_if_done(app: &App, job: &Job) -> Result<(), PipelineError> {
+pub(crate) async fn finish_if_done(app: &App, job: &Job) -> Result<(), PipelineError> {
     let cfg = app.imports()?;
     let Some(now) = app
         .store

@@ -105,6 +105,9 @@ pub async fn page(app: &App, msg: &RevertMessage) -> Result<(), PipelineError> {
         // A record another worker already settled is no longer pending: drop it.
         pending = still_pending(app, &job, retry).await?;
     }
+    store
+        .touch_job(&cfg.table, &job.account_id, &job.import_id)
+        .await?;
     match next {
         Some(sk) => {
             let message = RevertMessage {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::job::{self, Counts, Job, JobStatus};
+use super::job::Job;
 use super::mapping::{ImportSettings, RowError};
 use super::pipeline::{PipelineError, QueueMessage};
 use crate::model::AccountId;
@@ -80,28 +80,15 @@ pub async fn new_job(
     let number = app.store.next_import_number(account).await?;
     let object_key = object_key
         .unwrap_or_else(|| format!("uploads/{}/{import_id}/{}", account.0, safe_name(file_name)));
-    Ok(Job {
+    Ok(Job::draft(
         import_id,
-        account_id: account.clone(),
+        account.clone(),
         number,
-        label: job::label(now, number),
         list_id,
-        file_name: file_name.chars().take(255).collect(),
+        file_name,
         object_key,
-        status: JobStatus::Draft,
-        settings: None,
-        dialect: None,
-        profile_id: None,
-        rows_total: 0,
-        rows_done: 0,
-        counts: Counts::default(),
-        chunks_total: 0,
-        chunks_done: 0,
-        failure_reasons: Vec::new(),
-        created_at: now,
-        finished_at: None,
-        revert: None,
-    })
+        now,
+    ))
 }
 
 /// A presigned PUT for the job's object.

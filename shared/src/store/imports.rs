@@ -35,6 +35,11 @@ impl Store {
     }
 }
 
+pub const GSI_ACTIVITY: &str = "by-activity";
+const ACTIVE_ATTR: &str = "active";
+const ACTIVE: &str = "ACTIVE";
+const PROGRESS_ATTR: &str = "progress_at";
+
 fn chunk_sk(n: u32) -> String {
     format!("CHUNK#{n:06}")
 }
@@ -118,6 +123,13 @@ impl Store {
         let mut item = items::encode(job_pk(&job.account_id, &job.import_id), "JOB", job)?;
         item.insert("gsi_account".into(), s(job.account_id.0.clone()));
         item.insert("gsi_created".into(), s(job.created_at.to_rfc3339()));
+        if job.status.is_active() {
+            item.insert(ACTIVE_ATTR.into(), s(ACTIVE));
+            item.insert(
+                PROGRESS_ATTR.into(),
+                s(job.progress_at.unwrap_or(job.created_at).to_rfc3339()),
+            );
+        }
         let result = self
             .client()
             .put_item()
@@ -246,11 +258,18 @@ impl Store {
             values.insert(format!(":f{i}"), status(*st));
             alternatives.push(format!("#st = :f{i}"));
         }
+        let set = if to.is_active() {
+            values.insert(":active".into(), s(ACTIVE));
+            values.insert(":now".into(), s(Utc::now().to_rfc3339()));
+            "SET #st = :to, active = :active, progress_at = :now"
+        } else {
+            "SET #st = :to REMOVE active"
+        };
         self.update_job(
             table,
             account,
             import_id,
-            "SET #st = :to",
+            set,
             &alternatives.join(" OR "),
             values,
         )
@@ -275,12 +294,13 @@ impl Store {
             (":d".to_owned(), d),
             (":run".to_owned(), status(JobStatus::Running)),
             (":queued".to_owned(), status(JobStatus::Queued)),
+            (":now".to_owned(), s(Utc::now().to_rfc3339())),
         ]);
         self.update_job(
             table,
             account,
             import_id,
-            "SET rows_total = :r, chunks_total = :c, dialect = :d, #st = :run",
+            "SET rows_total = :r, chunks_total = :c, dialect = :d, #st = :run, progress_at = :now",
             "#st = :queued",
             values,
         )
@@ -304,13 +324,14 @@ impl Store {
             (":t".to_owned(), s(now.to_rfc3339())),
             (":q".to_owned(), status(JobStatus::Queued)),
             (":run".to_owned(), status(JobStatus::Running)),
+            (":rv".to_owned(), status(JobStatus::Reverting)),
         ]);
         self.update_job(
             table,
             account,
             import_id,
-            "SET failure_reasons = :r, #st = :f, finished_at = :t",
-            "#st = :q OR #st = :run",
+            "SET failure_reasons = :r, #st = :f, finished_at = :t REMOVE active",
+            "#st = :q OR #st = :run OR #st = :rv",
             values,
         )
         .await
@@ -342,12 +363,13 @@ impl Store {
             .table_name(table)
             .set_key(Some(items::key(pk, "JOB")))
             .update_expression(
-                "SET rows_done = rows_done + :rows, chunks_done = chunks_done + :one, counts.created = counts.created + :c, counts.updated = counts.updated + :u, counts.unchanged = counts.unchanged + :n, counts.blank = counts.blank + :b, counts.errors = counts.errors + :e, counts.merged = if_not_exists(counts.merged, :zero) + :m",
+                "SET rows_done = rows_done + :rows, chunks_done = chunks_done + :one, counts.created = counts.created + :c, counts.updated = counts.updated + :u, counts.unchanged = counts.unchanged + :n, counts.blank = counts.blank + :b, counts.errors = counts.errors + :e, counts.merged = if_not_exists(counts.merged, :zero) + :m, progress_at = :now",
             )
             .condition_expression("#st = :run")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":rows", n(counts.rows))
             .expression_attribute_values(":m", n(counts.merged))
+            .expression_attribute_values(":now", s(Utc::now().to_rfc3339()))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":c", n(counts.created))
@@ -362,15 +384,13 @@ impl Store {
             TransactWriteItem::builder().put(put).build(),
             TransactWriteItem::builder().update(update).build(),
         ];
-        let token = uuid::Uuid::new_v5(
-            &uuid::Uuid::NAMESPACE_OID,
-            format!("{import_id}:{number}").as_bytes(),
-        )
-        .to_string();
         // Every chunk updates the one job item: under parallel workers real DynamoDB answers
         // TransactionConflict now and then. The transaction is idempotent (the marker's
-        // condition), so it is retried here rather than redelivering the whole chunk.
+        // condition), so it is retried here rather than redelivering the whole chunk. The
+        // token only makes the SDK's own retries of one call safe: a redelivered chunk may
+        // carry other counts, and a token reused with other parameters is refused for 10 min.
         for attempt in 0..MARK_ATTEMPTS {
+            let token = uuid::Uuid::new_v4().to_string();
             match self.transact(actions.clone(), &token).await? {
                 TxOutcome::Committed => return Ok(ChunkMark::Counted),
                 TxOutcome::Cancelled(r) if r.first() == Some(&CancelReason::ConditionFailed) => {
@@ -422,6 +442,97 @@ impl Store {
             .is_some())
     }
 
+    /// Records a sign of life of a job in flight.
+    pub async fn touch_job(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+    ) -> Result<bool, StoreError> {
+        let values = HashMap::from([(":now".to_owned(), s(Utc::now().to_rfc3339()))]);
+        self.update_job(
+            table,
+            account,
+            import_id,
+            "SET progress_at = :now",
+            "attribute_exists(active) AND attribute_exists(#st)",
+            values,
+        )
+        .await
+    }
+
+    /// Counts a reconciler retry of a stuck job and restarts its clock; returns the attempts
+    /// so far, or `None` when the job is no longer in flight.
+    pub async fn note_reconcile(
+        &self,
+        table: &str,
+        account: &AccountId,
+        import_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u32>, StoreError> {
+        let out = self
+            .client()
+            .update_item()
+            .table_name(table)
+            .set_key(Some(items::key(job_pk(account, import_id), "JOB")))
+            .update_expression(
+                "SET reconcile_attempts = if_not_exists(reconcile_attempts, :zero) + :one, progress_at = :now",
+            )
+            .condition_expression("attribute_exists(active)")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", s(now.to_rfc3339()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match out {
+            Ok(o) => Ok(o
+                .attributes
+                .and_then(|a| match a.get("reconcile_attempts") {
+                    Some(AttributeValue::N(v)) => v.parse().ok(),
+                    _ => None,
+                })),
+            Err(e) if matches!(e.as_service_error(), Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))) => Ok(None),
+            Err(e) => Err(StoreError::service("UpdateItem", e)),
+        }
+    }
+
+    /// Jobs in flight whose last progress is older than `cutoff` (every account).
+    pub async fn stale_jobs(
+        &self,
+        table: &str,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<Job>, StoreError> {
+        let mut pages = self
+            .client()
+            .query()
+            .table_name(table)
+            .index_name(GSI_ACTIVITY)
+            .key_condition_expression("active = :a AND progress_at < :cutoff")
+            .expression_attribute_values(":a", s(ACTIVE))
+            .expression_attribute_values(":cutoff", s(cutoff.to_rfc3339()))
+            .into_paginator()
+            .items()
+            .send();
+        let mut keys = Vec::new();
+        while let Some(item) = pages.next().await {
+            keys.push(item.map_err(|e| StoreError::service("Query", e))?);
+        }
+        let mut jobs = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(item) = self
+                .get(
+                    table,
+                    items::key(items::string_attr(&key, "pk").unwrap_or_default(), "JOB"),
+                )
+                .await?
+            {
+                jobs.push(items::decode(item)?);
+            }
+        }
+        Ok(jobs)
+    }
+
     /// Starts a revert of a finished import: status `reverting`, the mode recorded. False when
     /// the job is not finished (or already reverting or reverted).
     pub async fn start_revert(
@@ -439,12 +550,14 @@ impl Store {
             (":ce".to_owned(), status(JobStatus::CompletedWithErrors)),
             (":f".to_owned(), status(JobStatus::Failed)),
             (":r".to_owned(), encoded),
+            (":active".to_owned(), s(ACTIVE)),
+            (":now".to_owned(), s(Utc::now().to_rfc3339())),
         ]);
         self.update_job(
             table,
             account,
             import_id,
-            "SET #st = :to, revert = :r",
+            "SET #st = :to, revert = :r, active = :active, progress_at = :now",
             "#st = :c OR #st = :ce OR #st = :f",
             values,
         )
@@ -470,7 +583,7 @@ impl Store {
             table,
             account,
             import_id,
-            "SET #st = :to, revert = :r",
+            "SET #st = :to, revert = :r REMOVE active",
             "#st = :rv",
             values,
         )
@@ -578,7 +691,7 @@ impl Store {
             table,
             account,
             import_id,
-            "SET #st = :to, finished_at = :t, counts.created = :c, counts.updated = :u, counts.unchanged = :n",
+            "SET #st = :to, finished_at = :t, counts.created = :c, counts.updated = :u, counts.unchanged = :n REMOVE active",
             "#st = :run AND chunks_done = chunks_total",
             values,
         )

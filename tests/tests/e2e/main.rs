@@ -9,5 +9,6 @@ mod forms;
 mod imports;
 mod isolation;
 mod manual;
+mod reconcile;
 mod revert;
 mod template;
