@@ -202,6 +202,23 @@ async fn import_is_exactly_once_when_the_worker_dies_after_lookups_or_after_writ
 }
 
 #[tokio::test]
+async fn import_is_exactly_once_when_the_worker_dies_before_its_counters() {
+    let env = TestEnv::with_options(40, 4).await;
+    let (clean_state, clean_counts, _) = run(&env, false, None).await;
+    for r in 0..RUNS {
+        // The chunk-marker transaction (counters and done marker) fails 1 to 3 times.
+        let n = 1 + pick(r, 71, 3);
+        env.faults
+            .fail_matching("TransactWriteItems", "CHUNK#", Fault::Crash, n);
+        let (state, counts, _) = run(&env, false, None).await;
+        env.faults
+            .fail_matching("TransactWriteItems", "CHUNK#", Fault::Crash, 0);
+        assert_eq!(counts, clean_counts, "run {r}: marker crashed x{n}");
+        assert_eq!(state, clean_state, "run {r}: marker crashed x{n}");
+    }
+}
+
+#[tokio::test]
 async fn import_is_exactly_once_under_transaction_conflicts() {
     suite("TransactWriteItems", Fault::TransactionConflict, 3, 37).await;
 }

@@ -245,3 +245,35 @@ async fn r_xls_6_contacts_are_listed_by_the_import_that_labelled_them_page_by_pa
     .collect();
     assert_eq!(seen, want);
 }
+
+#[tokio::test]
+async fn r_xls_8_revert_ends_at_the_pre_import_table_when_its_worker_dies_at_random_steps() {
+    let env = TestEnv::new().await;
+    for run in 0..20u32 {
+        let (account, key) = env.account("NO").await;
+        seed(&env, &key).await;
+        let before = env.snapshot(&account).await;
+        let id = import_file(&env, &key).await;
+        // Five revert transactions (2 deletes, 3 restores); one of them dies, 1-2 times.
+        let skip = (run * 7 + 3) % 5;
+        env.faults.fail_after(
+            "TransactWriteItems",
+            skip,
+            intake_tests::Fault::Crash,
+            1 + run % 2,
+        );
+        let job = revert(&env, &key, &id, None).await;
+        env.faults
+            .fail_after("TransactWriteItems", 0, intake_tests::Fault::Crash, 0);
+        assert_eq!(
+            (
+                &job["revert"]["restored"],
+                &job["revert"]["deleted"],
+                &job["revert"]["kept"]
+            ),
+            (&json!(3), &json!(2), &json!(0)),
+            "run {run}: {job}"
+        );
+        assert_eq!(env.snapshot(&account).await, before, "run {run}");
+    }
+}
