@@ -1,0 +1,3 @@
+//! ERP data feeds (R-FEED): reading the customers XML (`xml`).
+
+pub mod xml;
