@@ -102,7 +102,7 @@ fn attributes(
             message: err.to_string(),
         })?;
         let value =
-            a.decode_and_unescape_value(decoder)
+            a.decoded_and_normalized_value(quick_xml::XmlVersion::Implicit1_0, decoder)
                 .map_err(|err| match err {
                     quick_xml::Error::Escape(
                         quick_xml::escape::EscapeError::UnrecognizedEntity(_, name),
