@@ -1,3 +1,5 @@
-//! ERP data feeds (R-FEED): reading the customers XML (`xml`).
+//! ERP data feeds (R-FEED): reading the customers XML (`xml`) and mapping its items to
+//! incoming contacts (`map`).
 
+pub mod map;
 pub mod xml;
