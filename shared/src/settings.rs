@@ -108,6 +108,9 @@ pub struct Settings {
     /// The most characters an imported cell may hold (R-XLS-3); RAYNET's 255 when not set.
     #[serde(default)]
     pub cell_limit: Option<usize>,
+    /// Feeds may fetch from loopback and private addresses (a local test setup only).
+    #[serde(default)]
+    pub allow_private_feed_urls: bool,
 }
 
 /// The range an account may set its import cell limit in (32,767 is Excel's own cell limit).
@@ -233,6 +236,7 @@ impl Settings {
             opt_in,
             custom_fields,
             cell_limit: self.cell_limit,
+            allow_private_feed_urls: self.allow_private_feed_urls,
         })
     }
 

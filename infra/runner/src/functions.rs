@@ -27,6 +27,7 @@ pub const FUNCTIONS: &[&str] = &[
     "ImportApiFunction",
     "CsvImportFunction",
     "ReconcilerFunction",
+    "FeedsFunction",
 ];
 
 /// An authorizer: the `Authorization` header in, API Gateway's simple response out.
@@ -77,6 +78,9 @@ pub fn handler(function: &str, app: Arc<App>) -> Option<Handler> {
         })),
         "FormSubmissionFunction" => Some(wrap(app, |app, req| async move {
             intake_form_submission::handle(&app, req).await
+        })),
+        "FeedsFunction" => Some(wrap(app, |app, req| async move {
+            intake_feeds::handle(&app, req).await
         })),
         "ImportApiFunction" => Some(wrap(app, |app, req| async move {
             intake_import_api::handle(&app, req).await

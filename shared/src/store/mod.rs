@@ -3,6 +3,7 @@
 //! account; uniqueness is decided by conditions on identity items, never by reading a GSI.
 
 pub mod contacts;
+pub mod feeds;
 pub mod forms;
 pub mod imports;
 pub mod items;

@@ -4,6 +4,7 @@
 mod accounts;
 mod api_upsert;
 mod faults;
+mod feeds;
 mod files;
 mod forms;
 mod imports;

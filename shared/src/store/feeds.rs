@@ -1,0 +1,79 @@
+//! Feeds and their runs in the settings table, under the account: `ACC#<a>#FEED#<id>` holds
+//! the feed (`FEED`) and its runs (`RUN#<started>#<id>`, newest last).
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::items;
+use super::{Store, StoreError};
+use crate::feed::model::{Feed, Run};
+use crate::model::AccountId;
+
+fn feed_pk(account: &AccountId, feed_id: &str) -> String {
+    format!("ACC#{}#FEED#{feed_id}", account.0)
+}
+
+impl Store {
+    pub async fn put_feed(&self, feed: &Feed) -> Result<(), StoreError> {
+        self.put_as(
+            &self.tables().settings,
+            feed_pk(&feed.account_id, &feed.feed_id),
+            "FEED",
+            feed,
+        )
+        .await
+    }
+
+    pub async fn feed(
+        &self,
+        account: &AccountId,
+        feed_id: &str,
+    ) -> Result<Option<Feed>, StoreError> {
+        let key = items::key(feed_pk(account, feed_id), "FEED");
+        self.get_as(&self.tables().settings, key).await
+    }
+
+    pub async fn put_run(
+        &self,
+        account: &AccountId,
+        feed_id: &str,
+        run: &Run,
+    ) -> Result<(), StoreError> {
+        let started = run.started_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+        self.put_as(
+            &self.tables().settings,
+            feed_pk(account, feed_id),
+            &format!("RUN#{started}#{}", run.run_id),
+            run,
+        )
+        .await
+    }
+
+    /// The feed's runs, oldest first (at most `limit`, the newest ones).
+    pub async fn runs(
+        &self,
+        account: &AccountId,
+        feed_id: &str,
+        limit: i32,
+    ) -> Result<Vec<Run>, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(&self.tables().settings)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :r)")
+            .expression_attribute_values(":pk", AttributeValue::S(feed_pk(account, feed_id)))
+            .expression_attribute_values(":r", AttributeValue::S("RUN#".into()))
+            .scan_index_forward(false)
+            .limit(limit)
+            .send()
+            .await
+            .map_err(|e| StoreError::service("Query", e))?;
+        let mut runs = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(items::decode)
+            .collect::<Result<Vec<Run>, _>>()?;
+        runs.reverse();
+        Ok(runs)
+    }
+}

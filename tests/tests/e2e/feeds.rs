@@ -1,0 +1,314 @@
+//! ERP feeds end to end (issue 7): a local HTTP server serves two successive customer XML
+//! snapshots; the first sync creates (customers sharing an email merged and reported), the
+//! second updates, OPTIN dates decide both ways, a class becomes a tag and a list, a removed
+//! customer stays, a new field flags drift; activation is refused with unmapped fields; private
+//! addresses are refused unless the account allows them.
+
+use std::sync::{Arc, Mutex};
+
+use intake_shared::model::ConsentStatus;
+use intake_tests::TestEnv;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Serves whatever `body` holds, and records each request line.
+async fn server(body: Arc<Mutex<String>>, seen: Arc<Mutex<Vec<String>>>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let (body, seen) = (body.clone(), seen.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                seen.lock().unwrap().push(head);
+                let text = body.lock().unwrap().clone();
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+fn customer(code: &str, name: &str, email: &str, optin: &str, date: &str, class: &str) -> String {
+    format!(
+        r#"<Customer code="{code}" name="{name}" email="{email}" class="{class}" shoe="42"><datafields><data code="OPTIN" content="{optin}" param="{date}"/></datafields></Customer>"#
+    )
+}
+
+fn snapshot(customers: &[String], extra: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><Customers>{}{extra}</Customers>"#,
+        customers.join("")
+    )
+}
+
+#[tokio::test]
+async fn r_feed_syncs_two_snapshots_with_merges_optin_dates_tags_lists_and_drift() {
+    let env = TestEnv::new().await;
+    let (account, key) = env.account("EE").await;
+    let r = env
+        .call(
+            "PUT",
+            "/v1/settings",
+            &key,
+            Some(json!({"default_country": "EE", "allow_private_feed_urls": true})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = Arc::new(Mutex::new(snapshot(
+        &[
+            customer("C1", "Tõnu", "tonu@example.ee", "no", "2024-01-10", "VIP"),
+            customer(
+                "C2",
+                "Mari",
+                "mari@example.ee",
+                "yes",
+                "01.02.2024",
+                "Retail",
+            ),
+            customer(
+                "C3",
+                "Shared One",
+                "shared@example.ee",
+                "yes",
+                "2024-01-01",
+                "Retail",
+            ),
+            customer(
+                "C4",
+                "Shared Two",
+                "shared@example.ee",
+                "yes",
+                "2024-01-01",
+                "Retail",
+            ),
+            customer(
+                "C5",
+                "Gone Later",
+                "gone@example.ee",
+                "yes",
+                "2024-01-01",
+                "Retail",
+            ),
+        ],
+        "",
+    )));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let port = server(body.clone(), seen.clone()).await;
+    let mapping = json!({"code": "custom:erp_code", "name": "first_name", "email": "email", "OPTIN": "consent", "class": "ignore"});
+    let created = env
+        .call("POST", "/v1/feeds", &key, Some(json!({
+            "url": format!("http://127.0.0.1:{port}/customers.xml"), "key": "s3cret-key",
+            "mapping": mapping, "list_id": "lst_erp",
+            "tag_rules": [{"field": "class", "equals": "VIP", "tag": "VIP customer", "list": "lst_vip"}],
+            "schedule": {"every": "day", "at": "06:00", "timezone": "Europe/Tallinn"}
+        })))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert!(
+        !created.body.to_string().contains("s3cret"),
+        "the key is never returned"
+    );
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(created.body["active"], false);
+
+    let refused = env
+        .call("POST", &format!("/v1/feeds/{id}/activate"), &key, None)
+        .await;
+    assert_eq!(
+        (refused.status, &refused.body["error"]["details"]),
+        (409, &json!(["shoe"])),
+        "R-FEED-4: {}",
+        refused.body
+    );
+    let mut full = mapping.clone();
+    full["shoe"] = json!("ignore");
+    let r = env
+        .call(
+            "PUT",
+            &format!("/v1/feeds/{id}/mapping"),
+            &key,
+            Some(json!({"mapping": full, "tag_rules": created.body["tag_rules"]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let active = env
+        .call("POST", &format!("/v1/feeds/{id}/activate"), &key, None)
+        .await;
+    assert_eq!(
+        (active.status, &active.body["active"]),
+        (200, &json!(true)),
+        "{}",
+        active.body
+    );
+
+    let first = env
+        .call("POST", &format!("/v1/feeds/{id}/run"), &key, None)
+        .await
+        .body;
+    assert_eq!(
+        (&first["status"], &first["created"], &first["items"]),
+        (&json!("completed"), &json!(4), &json!(5)),
+        "{first}"
+    );
+    assert_eq!(
+        first["merged_duplicates"],
+        json!([{"item": 4, "into_item": 3}]),
+        "R-FEED-5: the shared email is merged and reported"
+    );
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|l| l.contains("key=s3cret-key")),
+        "the key goes with the request"
+    );
+
+    let contacts = env.contacts(&account).await;
+    let by = |email: &str| {
+        contacts
+            .iter()
+            .find(|c| c.email.as_ref().map(|e| e.normalized()) == Some(email))
+            .unwrap()
+            .clone()
+    };
+    let tonu = by("tonu@example.ee");
+    assert_eq!(tonu.email_marketing.status, ConsentStatus::OptedOut);
+    assert!(
+        tonu.tags.contains("VIP customer")
+            && tonu.lists.contains("lst_vip")
+            && tonu.lists.contains("lst_erp"),
+        "R-FEED-6"
+    );
+    assert_eq!(tonu.custom["erp_code"], "C1");
+    assert!(
+        tonu.email_marketing
+            .source
+            .as_deref()
+            .unwrap()
+            .starts_with("feed:"),
+        "R-FEED-10: source recorded"
+    );
+    assert!(!by("mari@example.ee").tags.contains("VIP customer"));
+
+    *body.lock().unwrap() = snapshot(
+        &[
+            customer("C1", "Tõnu", "tonu@example.ee", "yes", "2024-03-01", "VIP"),
+            customer(
+                "C2",
+                "Mari M.",
+                "mari@example.ee",
+                "no",
+                "2023-12-01",
+                "Retail",
+            ),
+        ],
+        r#"<Customer code="C6" name="New" email="new@example.ee" class="Retail" shoe="40" loyalty="gold"><datafields><data code="OPTIN" content="yes" param="2024-03-01"/></datafields></Customer>"#,
+    );
+    let second = env
+        .call("POST", &format!("/v1/feeds/{id}/run"), &key, None)
+        .await
+        .body;
+    assert_eq!(
+        (&second["created"], &second["updated"]),
+        (&json!(1), &json!(2)),
+        "{second}"
+    );
+    assert_eq!(
+        second["new_fields"],
+        json!(["loyalty"]),
+        "R-FEED-8: drift flagged, the sync went on"
+    );
+    let contacts = env.contacts(&account).await;
+    let by = |email: &str| {
+        contacts
+            .iter()
+            .find(|c| c.email.as_ref().map(|e| e.normalized()) == Some(email))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        by("tonu@example.ee").email_marketing.status,
+        ConsentStatus::OptedIn,
+        "R-FEED-7: a newer opt-in cancels the opt-out"
+    );
+    let mari = by("mari@example.ee");
+    assert_eq!(
+        mari.email_marketing.status,
+        ConsentStatus::OptedIn,
+        "R-FEED-7: an older opt-out does not override"
+    );
+    assert_eq!(mari.fields.first_name.as_deref(), Some("Mari M."));
+    assert!(
+        contacts
+            .iter()
+            .any(|c| c.email.as_ref().map(|e| e.normalized()) == Some("gone@example.ee")),
+        "a removed customer stays"
+    );
+    let fields = env
+        .call("GET", &format!("/v1/feeds/{id}/fields"), &key, None)
+        .await
+        .body;
+    assert_eq!(fields["unmapped"], json!(["loyalty"]), "{fields}");
+    let runs = env
+        .call("GET", &format!("/v1/feeds/{id}/runs"), &key, None)
+        .await
+        .body;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn feed_refuses_loopback_private_and_metadata_urls_without_the_accounts_permission() {
+    let env = TestEnv::new().await;
+    let (_, key) = env.account("EE").await;
+    for url in [
+        "http://127.0.0.1:9/x.xml",
+        "http://10.0.0.1/x.xml",
+        "http://169.254.169.254/latest/meta-data",
+    ] {
+        let f = env
+            .call(
+                "POST",
+                "/v1/feeds",
+                &key,
+                Some(json!({"url": url, "mapping": {}})),
+            )
+            .await;
+        assert_eq!(f.status, 201, "{}", f.body);
+        let id = f.body["id"].as_str().unwrap();
+        let run = env
+            .call("POST", &format!("/v1/feeds/{id}/run"), &key, None)
+            .await
+            .body;
+        assert_eq!(run["status"], "failed", "{run}");
+        assert!(
+            run["failure"]
+                .as_str()
+                .unwrap()
+                .contains("private or local address"),
+            "{url}: {run}"
+        );
+    }
+    let bad = env
+        .call(
+            "POST",
+            "/v1/feeds",
+            &key,
+            Some(json!({"url": "file:///etc/passwd"})),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, &bad.body["error"]["code"]),
+        (422, &json!("invalid_url"))
+    );
+}
