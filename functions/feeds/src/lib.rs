@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use chrono::Utc;
 use intake_shared::feed::map::{self, FeedMapping, TagRule};
 use intake_shared::feed::model::{Feed, Schedule};
-use intake_shared::feed::{fetch, sync, xml};
+use intake_shared::feed::{fetch, schedule, sync, xml};
 use intake_shared::http::{
     json, json_body, path_param, principal, require_admin, respond, route_key, ApiError,
 };
@@ -17,6 +17,14 @@ use intake_shared::App;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
+
+/// The schedule's tick (every 15 minutes): runs the active feeds that are due (R-FEED-2).
+pub async fn run_due(app: &App, now: chrono::DateTime<Utc>) {
+    match sync::run_due(app, now).await {
+        Ok(n) => tracing::info!(ran = n, "due feeds run"),
+        Err(e) => tracing::error!(error = %e, "due feeds failed"),
+    }
+}
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     respond(route(app, &req).await)
@@ -107,6 +115,9 @@ async fn create(app: &App, account: &AccountId, req: &Request) -> Result<Respons
     let body: NewFeed = json_body(req)?;
     fetch::target(&body.url)
         .map_err(|e| ApiError::new(422, "invalid_url", e.to_string()).with_field("url"))?;
+    if let Some(Err((field, message))) = body.schedule.as_ref().map(schedule::check) {
+        return Err(ApiError::new(422, "invalid_schedule", message).with_field(field));
+    }
     if body.secondary_key == Some(body.primary_key) {
         return Err(ApiError::new(
             422,
@@ -135,6 +146,7 @@ async fn create(app: &App, account: &AccountId, req: &Request) -> Result<Respons
         active: false,
         fields_seen: BTreeSet::new(),
         created_at: Utc::now(),
+        last_run_at: None,
     };
     app.store.put_feed(&feed).await?;
     tracing::info!(account_id = %account, feed_id = %feed.feed_id, "feed created");
@@ -222,5 +234,6 @@ async fn activate(
     }
     f.active = true;
     app.store.put_feed(&f).await?;
+    app.store.index_active_feed(&f).await?;
     Ok(json(200, &view(&f)))
 }

@@ -28,6 +28,7 @@ pub const FUNCTIONS: &[&str] = &[
     "CsvImportFunction",
     "ReconcilerFunction",
     "FeedsFunction",
+    "FeedSchedulerFunction",
 ];
 
 /// An authorizer: the `Authorization` header in, API Gateway's simple response out.
@@ -132,6 +133,10 @@ pub type ScheduledHandler = Arc<
 /// The scheduled handler of `function`, or `None` when it has none.
 pub fn scheduled_handler(function: &str, app: Arc<App>) -> Option<ScheduledHandler> {
     match function {
+        "FeedSchedulerFunction" => Some(Arc::new(move |now| {
+            let app = app.clone();
+            Box::pin(async move { intake_feeds::run_due(&app, now).await })
+        })),
         "ReconcilerFunction" => Some(Arc::new(move |now| {
             let app = app.clone();
             Box::pin(async move {

@@ -56,6 +56,8 @@ pub struct Feed {
     #[serde(default)]
     pub fields_seen: BTreeSet<String>,
     pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub last_run_at: Option<DateTime<Utc>>,
 }
 
 impl Feed {

@@ -17,6 +17,37 @@ use crate::App;
 /// Items per ingest call.
 const BATCH: usize = 500;
 
+/// Records when the feed last ran (the scheduler's "not since"), keeping fields seen meanwhile.
+async fn mark_ran(app: &App, feed: &Feed, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut current = app
+        .store
+        .feed(&feed.account_id, &feed.feed_id)
+        .await?
+        .unwrap_or_else(|| feed.clone());
+    current.last_run_at = Some(now);
+    app.store.put_feed(&current).await
+}
+
+/// Every active feed whose schedule is due at `now` is run (R-FEED-2). Returns how many ran.
+pub async fn run_due(app: &App, now: DateTime<Utc>) -> Result<u32, StoreError> {
+    let mut ran = 0;
+    for (account, feed_id) in app.store.active_feeds().await? {
+        let Some(feed) = app.store.feed(&account, &feed_id).await? else {
+            continue;
+        };
+        let due = feed.active
+            && feed
+                .schedule
+                .as_ref()
+                .is_some_and(|s| super::schedule::due(s, feed.last_run_at, feed.created_at, now));
+        if due {
+            run(app, &feed, now).await?;
+            ran += 1;
+        }
+    }
+    Ok(ran)
+}
+
 /// Runs `feed` now and records the run; the feed's seen fields are updated.
 pub async fn run(app: &App, feed: &Feed, now: DateTime<Utc>) -> Result<Run, StoreError> {
     let settings = app
@@ -48,6 +79,7 @@ pub async fn run(app: &App, feed: &Feed, now: DateTime<Utc>) -> Result<Run, Stor
             app.store
                 .put_run(&feed.account_id, &feed.feed_id, &run)
                 .await?;
+            mark_ran(app, feed, now).await?;
             tracing::warn!(account_id = %feed.account_id, feed_id = %feed.feed_id, "feed run failed");
             return Ok(run);
         }
@@ -125,6 +157,7 @@ pub async fn run(app: &App, feed: &Feed, now: DateTime<Utc>) -> Result<Run, Stor
     app.store
         .put_run(&feed.account_id, &feed.feed_id, &run)
         .await?;
+    mark_ran(app, feed, now).await?;
     tracing::info!(account_id = %feed.account_id, feed_id = %feed.feed_id, items = run.items, created = run.created, updated = run.updated, merged = run.merged_duplicates.len(), new_fields = run.new_fields.len(), "feed run");
     Ok(run)
 }

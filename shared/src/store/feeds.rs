@@ -8,6 +8,9 @@ use super::{Store, StoreError};
 use crate::feed::model::{Feed, Run};
 use crate::model::AccountId;
 
+/// The partition listing active feeds (small: one item per active feed).
+const ACTIVE_FEEDS: &str = "FEEDS#ACTIVE";
+
 fn feed_pk(account: &AccountId, feed_id: &str) -> String {
     format!("ACC#{}#FEED#{feed_id}", account.0)
 }
@@ -30,6 +33,41 @@ impl Store {
     ) -> Result<Option<Feed>, StoreError> {
         let key = items::key(feed_pk(account, feed_id), "FEED");
         self.get_as(&self.tables().settings, key).await
+    }
+
+    /// Lists an active feed in the one index the scheduler reads.
+    pub async fn index_active_feed(&self, feed: &Feed) -> Result<(), StoreError> {
+        self.put_as(
+            &self.tables().settings,
+            ACTIVE_FEEDS.into(),
+            &format!("{}#{}", feed.account_id.0, feed.feed_id),
+            &serde_json::json!({"account_id": feed.account_id, "feed_id": feed.feed_id}),
+        )
+        .await
+    }
+
+    /// Every active feed: (account, feed id).
+    pub async fn active_feeds(&self) -> Result<Vec<(AccountId, String)>, StoreError> {
+        let mut pages = self
+            .client()
+            .query()
+            .table_name(&self.tables().settings)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(ACTIVE_FEEDS.into()))
+            .into_paginator()
+            .items()
+            .send();
+        let mut out = Vec::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| StoreError::service("Query", e))?;
+            if let (Some(a), Some(f)) = (
+                items::string_attr(&item, "account_id"),
+                items::string_attr(&item, "feed_id"),
+            ) {
+                out.push((AccountId(a), f));
+            }
+        }
+        Ok(out)
     }
 
     pub async fn put_run(

@@ -312,3 +312,82 @@ async fn feed_refuses_loopback_private_and_metadata_urls_without_the_accounts_pe
         (422, &json!("invalid_url"))
     );
 }
+
+#[tokio::test]
+async fn r_feed_2_the_schedule_runs_an_active_feed_once_per_period_through_the_runner() {
+    let env = TestEnv::new().await;
+    let (_, key) = env.account("EE").await;
+    env.call(
+        "PUT",
+        "/v1/settings",
+        &key,
+        Some(json!({"default_country": "EE", "allow_private_feed_urls": true})),
+    )
+    .await;
+    let body = Arc::new(Mutex::new(snapshot(
+        &[customer(
+            "C1",
+            "Tõnu",
+            "tonu@example.ee",
+            "yes",
+            "2024-01-10",
+            "VIP",
+        )],
+        "",
+    )));
+    let port = server(body, Arc::new(Mutex::new(Vec::new()))).await;
+    let mapping = json!({"code": "ignore", "name": "first_name", "email": "email", "OPTIN": "consent", "class": "ignore", "shoe": "ignore"});
+    let mut ids = Vec::new();
+    for activate in [true, false] {
+        let f = env
+            .call(
+                "POST",
+                "/v1/feeds",
+                &key,
+                Some(json!({
+                    "url": format!("http://127.0.0.1:{port}/c.xml"), "mapping": mapping,
+                    "schedule": {"every": "day", "at": "06:00", "timezone": "Europe/Tallinn"}
+                })),
+            )
+            .await;
+        let id = f.body["id"].as_str().unwrap().to_owned();
+        if activate {
+            let a = env
+                .call("POST", &format!("/v1/feeds/{id}/activate"), &key, None)
+                .await;
+            assert_eq!(a.status, 200, "{}", a.body);
+        }
+        ids.push(id);
+    }
+    let tick = intake_local_runner::functions::scheduled_handler(
+        "FeedSchedulerFunction",
+        env.apps["FeedSchedulerFunction"].clone(),
+    )
+    .expect("the runner hosts the feed schedule");
+    let later = chrono::Utc::now() + chrono::Duration::days(2);
+    tick(later).await;
+    tick(later + chrono::Duration::minutes(15)).await;
+    let runs = |id: String| {
+        let env = &env;
+        let key = key.clone();
+        async move {
+            env.call("GET", &format!("/v1/feeds/{id}/runs"), &key, None)
+                .await
+                .body["runs"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(runs(ids[0].clone()).await, 1, "due once, run once");
+    assert_eq!(runs(ids[1].clone()).await, 0, "an inactive feed never runs");
+    tick(later + chrono::Duration::days(1)).await;
+    assert_eq!(runs(ids[0].clone()).await, 2, "the next day it runs again");
+    let bad = env
+        .call("POST", "/v1/feeds", &key, Some(json!({"url": "http://example.com/x", "schedule": {"every": "day", "at": "06:00", "timezone": "Mars/Base"}})))
+        .await;
+    assert_eq!(
+        (bad.status, &bad.body["error"]["field"]),
+        (422, &json!("schedule.timezone"))
+    );
+}
