@@ -21,6 +21,15 @@ pub struct ContactWrite {
     pub identity: IdentityPlan,
 }
 
+/// The lists a write adds the contact to.
+fn joined(write: &ContactWrite) -> impl Iterator<Item = &String> {
+    write
+        .after
+        .lists
+        .iter()
+        .filter(|l| write.before.as_ref().is_none_or(|b| !b.lists.contains(*l)))
+}
+
 /// Where an import's undo records go: the imports table, under the job's partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UndoLog {
@@ -309,6 +318,12 @@ impl Store {
                 .map_err(|e| StoreError::Build(e.to_string()))?;
             actions.push(TransactWriteItem::builder().delete(delete).build());
         }
+        for list in joined(write) {
+            let put = Put::builder()
+                .table_name(&self.tables().settings)
+                .set_item(Some(items::list_join_item(account, list, &write.after)));
+            actions.push(tx_put(put)?);
+        }
         Ok(actions)
     }
 
@@ -333,6 +348,7 @@ impl Store {
             units += 1.0;
         }
         units += 2.0 * (write.identity.claims.len() + write.identity.releases.len()) as f64;
+        units += 2.0 * joined(write).count() as f64;
         if let Some(b) = &write.before {
             units +=
                 2.0 * items::item_size(&items::contact_to_item(account, b)?).div_ceil(1024) as f64;

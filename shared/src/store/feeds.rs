@@ -70,6 +70,44 @@ impl Store {
         Ok(out)
     }
 
+    /// New members of a list per day, `from` to `to` inclusive (`yyyy-mm-dd`), every channel
+    /// (R-FEED-9). Days without a new member are absent.
+    pub async fn list_growth(
+        &self,
+        account: &AccountId,
+        list_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let mut pages = self
+            .client()
+            .query()
+            .table_name(&self.tables().settings)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", AttributeValue::S(items::list_pk(account, list_id)))
+            .expression_attribute_values(
+                ":from",
+                AttributeValue::S(format!("{}{from}", items::JOINED_PREFIX)),
+            )
+            .expression_attribute_values(
+                ":to",
+                AttributeValue::S(format!("{}{to}#\u{10FFFF}", items::JOINED_PREFIX)),
+            )
+            .projection_expression("#d")
+            .expression_attribute_names("#d", "day")
+            .into_paginator()
+            .items()
+            .send();
+        let mut days = std::collections::BTreeMap::new();
+        while let Some(item) = pages.next().await {
+            let item = item.map_err(|e| StoreError::service("Query", e))?;
+            if let Some(day) = items::string_attr(&item, "day") {
+                *days.entry(day).or_insert(0) += 1;
+            }
+        }
+        Ok(days)
+    }
+
     pub async fn put_run(
         &self,
         account: &AccountId,

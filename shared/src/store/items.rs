@@ -124,6 +124,25 @@ pub fn contact_to_item(account: &AccountId, c: &Contact) -> Result<Item, StoreEr
     serde_dynamo::to_item(item).map_err(|e| StoreError::Encode(e.to_string()))
 }
 
+/// A list membership begun (R-FEED-9 list growth), in the settings table under the list:
+/// `ACC#<a>#LIST#<list>` / `JOINED#<yyyy-mm-dd>#<contact id>`, written with the contact.
+pub fn list_join_item(account: &AccountId, list_id: &str, c: &Contact) -> Item {
+    let day = c.updated_at.format("%Y-%m-%d").to_string();
+    let mut item = key(
+        list_pk(account, list_id),
+        &format!("{JOINED_PREFIX}{day}#{}", c.id.0),
+    );
+    item.insert("day".into(), AttributeValue::S(day));
+    item.insert(OWNER_ATTR.into(), AttributeValue::S(c.id.0.clone()));
+    item
+}
+
+pub const JOINED_PREFIX: &str = "JOINED#";
+
+pub fn list_pk(account: &AccountId, list_id: &str) -> String {
+    format!("ACC#{}#LIST#{list_id}", account.0)
+}
+
 /// Sort keys of an import's undo records, under the job's partition in the imports table.
 pub const UNDO_SK_PREFIX: &str = "UNDO#";
 

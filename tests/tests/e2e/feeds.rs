@@ -391,3 +391,70 @@ async fn r_feed_2_the_schedule_runs_an_active_feed_once_per_period_through_the_r
         (422, &json!("schedule.timezone"))
     );
 }
+
+#[tokio::test]
+async fn r_feed_9_list_growth_counts_new_members_per_day_from_every_channel() {
+    let env = TestEnv::new().await;
+    let (_, key) = env.account("NO").await;
+    let file = "First,Email,Mobile\nOla,ola@example.no,41234567\nKari,kari@example.no,41234568\n";
+    let id = env.upload_import(&key, file.as_bytes()).await;
+    let s = json!({
+        "header_row": true, "mapping": {"First": "first_name", "Email": "email", "Mobile": "mobile"},
+        "opt_in": {"email_marketing": {"value": "unknown"}, "sms_marketing": {"value": "unknown"}},
+        "primary_key": "mobile", "compliance_acknowledged": true
+    });
+    let job = env.run_import(&key, &id, s).await;
+    let list = job["list_id"].as_str().unwrap().to_owned();
+    // The API adds a new contact and an existing one (already a member: not new).
+    for mobile in ["41234569", "41234567"] {
+        let r = env
+            .call(
+                "PUT",
+                "/v1/contacts",
+                &key,
+                Some(json!({"contact": {"mobile": mobile, "lists": [list]}})),
+            )
+            .await;
+        assert!(r.status < 300, "{}", r.body);
+    }
+    let today = chrono::Utc::now().date_naive();
+    let g = env
+        .call(
+            "GET",
+            &format!(
+                "/v1/lists/{list}/growth?from={}&to={today}",
+                today - chrono::Duration::days(2)
+            ),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(g.status, 200, "{}", g.body);
+    let days = g.body["days"].as_array().unwrap();
+    assert_eq!(days.len(), 3, "every day of the range");
+    assert_eq!(
+        days[2],
+        json!({"date": today.to_string(), "new_contacts": 3}),
+        "{}",
+        g.body
+    );
+    assert_eq!(days[0]["new_contacts"], 0);
+    let bad = env
+        .call(
+            "GET",
+            &format!("/v1/lists/{list}/growth?from=2026-13-01"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (bad.status, &bad.body["error"]["field"]),
+        (422, &json!("from"))
+    );
+    assert_eq!(
+        env.call("GET", "/v1/lists/lst_nope/growth", &key, None)
+            .await
+            .status,
+        404
+    );
+}
