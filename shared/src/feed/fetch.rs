@@ -204,6 +204,14 @@ async fn once(
     if !(200..300).contains(&status) {
         return Ok((status, location, Vec::new()));
     }
+    let declared = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_bytes as u64) {
+        return Err(FetchError::TooLarge(limits.max_bytes));
+    }
     let mut body = response.into_body();
     let mut out = Vec::new();
     while let Some(frame) = body.frame().await {
@@ -303,9 +311,14 @@ mod tests {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 let mut buf = [0u8; 1024];
                 let _ = s.read(&mut buf).await;
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\nconnection: close\r\n\r\n<Customers/>")
-                    .await;
+                let request = String::from_utf8_lossy(&buf);
+                let reply: &[u8] = if request.contains("/undeclared") {
+                    // No length: the body runs until the connection closes.
+                    b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n<Customers/>"
+                } else {
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\nconnection: close\r\n\r\n<Customers/>"
+                };
+                let _ = s.write_all(reply).await;
             }
         });
         let url = format!("http://localhost:{port}/feed.xml");
@@ -324,5 +337,11 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(get(&url, &tiny).await, Err(FetchError::TooLarge(5)));
+        let undeclared = format!("http://localhost:{port}/undeclared");
+        assert_eq!(
+            get(&undeclared, &tiny).await,
+            Err(FetchError::TooLarge(5)),
+            "the cap holds while reading, too"
+        );
     }
 }

@@ -265,6 +265,20 @@ async fn r_feed_syncs_two_snapshots_with_merges_optin_dates_tags_lists_and_drift
         .await
         .body;
     assert_eq!(runs["runs"].as_array().unwrap().len(), 2);
+    let read_back = env
+        .call("GET", "/v1/contacts?email=tonu@example.ee", &key, None)
+        .await
+        .body;
+    let consent = &read_back["contacts"][0]["email_marketing"];
+    assert_eq!(
+        (&consent["status"], &consent["at"], &consent["source"]),
+        (
+            &json!("opted_in"),
+            &json!("2024-03-01T00:00:00Z"),
+            &json!(format!("feed:{id}"))
+        ),
+        "R-FEED-10: status, date and source read back for the ERP: {read_back}"
+    );
 }
 
 #[tokio::test]
@@ -456,5 +470,93 @@ async fn r_feed_9_list_growth_counts_new_members_per_day_from_every_channel() {
             .await
             .status,
         404
+    );
+}
+
+/// Serves `head` and then `filler` bytes up to `total` (with that content-length), lazily.
+async fn big_server(total: u64) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let _ = s.read(&mut buf).await;
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {total}\r\nconnection: close\r\n\r\n<Customers>");
+                if s.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b' '; 1 << 20];
+                let mut sent = 11u64;
+                while sent < total {
+                    if s.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    sent += chunk.len() as u64;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn feed_run_fails_with_the_reason_for_billion_laughs_external_entities_and_a_1_gb_body() {
+    let env = TestEnv::new().await;
+    let (_, key) = env.account("EE").await;
+    env.call(
+        "PUT",
+        "/v1/settings",
+        &key,
+        Some(json!({"allow_private_feed_urls": true})),
+    )
+    .await;
+    let laughs = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol9 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]><Customers><Customer name="&lol9;"/></Customers>"#;
+    let xxe = r#"<?xml version="1.0"?><!DOCTYPE c [<!ENTITY x SYSTEM "file:///etc/passwd">]><Customers><Customer><name>&x;</name></Customer></Customers>"#;
+    for (doc, reason) in [(laughs, "DTD"), (xxe, "DTD")] {
+        let port = server(
+            Arc::new(Mutex::new(doc.to_owned())),
+            Arc::new(Mutex::new(Vec::new())),
+        )
+        .await;
+        let f = env
+            .call(
+                "POST",
+                "/v1/feeds",
+                &key,
+                Some(json!({"url": format!("http://127.0.0.1:{port}/x.xml")})),
+            )
+            .await;
+        let id = f.body["id"].as_str().unwrap();
+        let run = env
+            .call("POST", &format!("/v1/feeds/{id}/run"), &key, None)
+            .await
+            .body;
+        assert_eq!(run["status"], "failed", "{run}");
+        assert!(run["failure"].as_str().unwrap().contains(reason), "{run}");
+    }
+    let port = big_server(1 << 30).await;
+    let f = env
+        .call(
+            "POST",
+            "/v1/feeds",
+            &key,
+            Some(json!({"url": format!("http://127.0.0.1:{port}/huge.xml")})),
+        )
+        .await;
+    let id = f.body["id"].as_str().unwrap();
+    let started = std::time::Instant::now();
+    let run = env
+        .call("POST", &format!("/v1/feeds/{id}/run"), &key, None)
+        .await
+        .body;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["failure"].as_str().unwrap().contains("larger than"),
+        "{run}"
+    );
+    println!(
+        "1 GiB feed refused after {:.1} s",
+        started.elapsed().as_secs_f64()
     );
 }
