@@ -240,6 +240,25 @@ impl Settings {
         })
     }
 
+    /// These settings with a text custom field for each name not defined yet (case-insensitive):
+    /// fields "created on the spot" by an import (R-WIZ-4) or a feed mapping (R-FEED-3).
+    pub fn with_custom_fields<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Settings {
+        let mut next = self.clone();
+        for name in names.into_iter().map(str::trim).filter(|n| !n.is_empty()) {
+            if !next
+                .custom_fields
+                .iter()
+                .any(|f| f.name.eq_ignore_ascii_case(name))
+            {
+                next.custom_fields.push(CustomFieldDef {
+                    name: name.to_owned(),
+                    kind: CustomFieldType::Text,
+                });
+            }
+        }
+        next
+    }
+
     /// The import cell limit in characters (R-XLS-3).
     pub fn cell_limit(&self) -> usize {
         self.cell_limit

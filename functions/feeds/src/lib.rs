@@ -96,6 +96,26 @@ fn view(f: &Feed) -> serde_json::Value {
     })
 }
 
+/// Adds the account's definitions of the custom fields the mapping fills (created on the spot).
+async fn define_custom_fields(
+    app: &App,
+    account: &AccountId,
+    m: &FeedMapping,
+) -> Result<(), ApiError> {
+    let current = app
+        .store
+        .account(account)
+        .await?
+        .map(|a| a.settings)
+        .unwrap_or_default();
+    let next =
+        current.with_custom_fields(m.mapping.values().filter_map(|t| t.strip_prefix("custom:")));
+    if next != current {
+        app.store.put_settings(account, &next).await?;
+    }
+    Ok(())
+}
+
 fn check_mapping(m: &FeedMapping) -> Result<(), ApiError> {
     let bad = map::invalid_targets(m);
     if bad.is_empty() {
@@ -131,6 +151,7 @@ async fn create(app: &App, account: &AccountId, req: &Request) -> Result<Respons
         tag_rules: body.tag_rules,
     };
     check_mapping(&mapping)?;
+    define_custom_fields(app, account, &mapping).await?;
     let feed = Feed {
         feed_id: format!("feed_{}", uuid::Uuid::new_v4().simple()),
         account_id: account.clone(),
@@ -207,6 +228,7 @@ async fn save_mapping(
     let mut f = feed(app, account, req).await?;
     let mapping: FeedMapping = json_body(req)?;
     check_mapping(&mapping)?;
+    define_custom_fields(app, account, &mapping).await?;
     f.mapping = mapping;
     app.store.put_feed(&f).await?;
     Ok(json(200, &view(&f)))

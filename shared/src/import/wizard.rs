@@ -11,7 +11,7 @@ use super::job::Job;
 use super::mapping::{ImportSettings, RowError};
 use super::pipeline::{PipelineError, QueueMessage};
 use crate::model::AccountId;
-use crate::settings::{CustomFieldDef, CustomFieldType, Settings};
+use crate::settings::Settings;
 use crate::store::imports::ContactList;
 use crate::App;
 
@@ -137,24 +137,7 @@ pub async fn create_custom_fields(
     settings: &ImportSettings,
     current: &Settings,
 ) -> Result<(), PipelineError> {
-    let mut next = current.clone();
-    for name in settings
-        .create_custom_fields
-        .iter()
-        .map(|n| n.trim())
-        .filter(|n| !n.is_empty())
-    {
-        if !next
-            .custom_fields
-            .iter()
-            .any(|f| f.name.eq_ignore_ascii_case(name))
-        {
-            next.custom_fields.push(CustomFieldDef {
-                name: name.to_owned(),
-                kind: CustomFieldType::Text,
-            });
-        }
-    }
+    let next = current.with_custom_fields(settings.create_custom_fields.iter().map(String::as_str));
     if next != *current {
         app.store.put_settings(account, &next).await?;
     }

@@ -191,6 +191,15 @@ async fn r_feed_syncs_two_snapshots_with_merges_optin_dates_tags_lists_and_drift
         "R-FEED-6"
     );
     assert_eq!(tonu.custom["erp_code"], "C1");
+    let settings = env.call("GET", "/v1/settings", &key, None).await.body;
+    assert!(
+        settings["custom_fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "erp_code"),
+        "R-FEED-3: a missing contact field is created on the spot: {settings}"
+    );
     assert!(
         tonu.email_marketing
             .source
