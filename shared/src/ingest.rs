@@ -567,7 +567,10 @@ async fn write_all(
         match outcome {
             Ok(TxOutcome::Committed) => {
                 for p in ps {
-                    let units = store.modelled_write_units(account, &p.write)?;
+                    let mut units = store.modelled_write_units(account, &p.write)?;
+                    if undo.is_some() {
+                        units += store.undo_write_units(account, &p.write)?;
+                    }
                     store.record_modelled_write_units(units);
                     stats.write_units += units;
                     results[p.index] = Some(Ok(p.applied));

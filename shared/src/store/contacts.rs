@@ -349,11 +349,21 @@ impl Store {
         }
         units += 2.0 * (write.identity.claims.len() + write.identity.releases.len()) as f64;
         units += 2.0 * joined(write).count() as f64;
-        if let Some(b) = &write.before {
-            units +=
-                2.0 * items::item_size(&items::contact_to_item(account, b)?).div_ceil(1024) as f64;
-        }
         Ok(units)
+    }
+
+    /// Write units of the undo record an import writes with `write`: the before-image (or
+    /// nothing, for a create) and about 100 bytes of keys and version.
+    pub fn undo_write_units(
+        &self,
+        account: &AccountId,
+        write: &ContactWrite,
+    ) -> Result<f64, StoreError> {
+        let before = match &write.before {
+            Some(b) => items::item_size(&items::contact_to_item(account, b)?),
+            None => 0,
+        };
+        Ok(2.0 * (before + 100).div_ceil(1024) as f64)
     }
 
     /// Raw contact and identity items of an account, for tests and tools (a Scan: never on a
