@@ -50,17 +50,30 @@ pub enum Step {
     Skip,
     /// Already gone: the import created it and someone deleted it since.
     Gone,
-    /// Delete the contact the import created, with the identity items it owns.
-    Delete { releases: Vec<IdentityKey> },
+    /// Delete the contact the import created, with the identity items it owns and its list-join
+    /// records.
+    Delete {
+        releases: Vec<IdentityKey>,
+        leaves: Leaves,
+    },
     /// Put back the exact before-image (its version included: the content at that version is
     /// the same again); re-claim identity items it owned, release those the import's state owns.
     Restore {
         before: Box<Contact>,
         claims: Vec<IdentityKey>,
         releases: Vec<IdentityKey>,
+        leaves: Leaves,
     },
     /// Leave it as it is, with the reason (changed since, linked, deleted since).
     Keep(String),
+}
+
+/// The lists a revert takes the contact off again, and when the import's write joined them
+/// (the day of its list-join records).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaves {
+    pub lists: Vec<String>,
+    pub joined_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// The identity items a contact owns.
@@ -112,6 +125,10 @@ pub fn decide(
             }
             Step::Delete {
                 releases: owned_keys(current),
+                leaves: Leaves {
+                    lists: current.lists.iter().cloned().collect(),
+                    joined_at: current.updated_at,
+                },
             }
         }
         Some(before) => {
@@ -120,6 +137,15 @@ pub fn decide(
             Step::Restore {
                 claims: then.iter().filter(|k| !now.contains(k)).cloned().collect(),
                 releases: now.iter().filter(|k| !then.contains(k)).cloned().collect(),
+                leaves: Leaves {
+                    lists: current
+                        .lists
+                        .iter()
+                        .filter(|l| !before.lists.contains(*l))
+                        .cloned()
+                        .collect(),
+                    joined_at: current.updated_at,
+                },
                 before: Box::new(before.clone()),
             }
         }
@@ -162,7 +188,11 @@ mod tests {
         assert_eq!(
             step,
             Step::Delete {
-                releases: vec![IdentityKey::Email("a@example.no".into())]
+                releases: vec![IdentityKey::Email("a@example.no".into())],
+                leaves: Leaves {
+                    lists: vec!["imported".into()],
+                    joined_at: now.updated_at,
+                },
             }
         );
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
 use crate::model::{AccountId, Contact, ContactId};
-use crate::rollback::{Step, UndoRecord};
+use crate::rollback::{Leaves, Step, UndoRecord};
 use crate::rules::{IdentityKey, IdentityPlan};
 
 use super::items::{self, Item};
@@ -76,6 +76,32 @@ impl Store {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
+    /// Deletes of the list-join records of the lists a revert takes the contact off.
+    fn leave_actions(
+        &self,
+        account: &AccountId,
+        id: &ContactId,
+        leaves: &Leaves,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        leaves
+            .lists
+            .iter()
+            .map(|list| {
+                let delete = Delete::builder()
+                    .table_name(&self.tables().settings)
+                    .set_key(Some(items::list_join_key(
+                        account,
+                        list,
+                        leaves.joined_at,
+                        id,
+                    )))
+                    .build()
+                    .map_err(|e| StoreError::Build(e.to_string()))?;
+                Ok(TransactWriteItem::builder().delete(delete).build())
+            })
+            .collect()
+    }
+
     /// The transaction of one revert step: the contact deleted or put back (only if it is still
     /// at the version the import left), identity items claimed back or released, and the undo
     /// record marked (only while pending, so a repeated message changes nothing).
@@ -110,7 +136,8 @@ impl Store {
             Step::Skip => return Ok(Vec::new()),
             Step::Gone => ("deleted", None),
             Step::Keep(reason) => ("kept", Some(reason.clone())),
-            Step::Delete { releases, .. } => {
+            Step::Delete { releases, leaves } => {
+                actions.extend(self.leave_actions(account, id, leaves)?);
                 let delete = Delete::builder()
                     .table_name(table)
                     .set_key(Some(items::key(
@@ -132,8 +159,9 @@ impl Store {
                 before,
                 claims,
                 releases,
-                ..
+                leaves,
             } => {
+                actions.extend(self.leave_actions(account, id, leaves)?);
                 let put = Put::builder()
                     .table_name(table)
                     .set_item(Some(items::contact_to_item(account, before)?))

@@ -128,13 +128,23 @@ pub fn contact_to_item(account: &AccountId, c: &Contact) -> Result<Item, StoreEr
 /// `ACC#<a>#LIST#<list>` / `JOINED#<yyyy-mm-dd>#<contact id>`, written with the contact.
 pub fn list_join_item(account: &AccountId, list_id: &str, c: &Contact) -> Item {
     let day = c.updated_at.format("%Y-%m-%d").to_string();
-    let mut item = key(
-        list_pk(account, list_id),
-        &format!("{JOINED_PREFIX}{day}#{}", c.id.0),
-    );
+    let mut item = list_join_key(account, list_id, c.updated_at, &c.id);
     item.insert("day".into(), AttributeValue::S(day));
     item.insert(OWNER_ATTR.into(), AttributeValue::S(c.id.0.clone()));
     item
+}
+
+/// The key of a contact's list-join record for a join at `at`.
+pub fn list_join_key(
+    account: &AccountId,
+    list_id: &str,
+    at: DateTime<Utc>,
+    id: &ContactId,
+) -> Item {
+    key(
+        list_pk(account, list_id),
+        &format!("{JOINED_PREFIX}{}#{}", at.format("%Y-%m-%d"), id.0),
+    )
 }
 
 pub const JOINED_PREFIX: &str = "JOINED#";

@@ -73,6 +73,15 @@ async fn import_file(env: &TestEnv, key: &str) -> String {
     id
 }
 
+/// Today's new members of a list.
+async fn growth(env: &TestEnv, key: &str, list: &str) -> Value {
+    let body = env
+        .call("GET", &format!("/v1/lists/{list}/growth"), key, None)
+        .await
+        .body;
+    body["days"].as_array().unwrap().last().unwrap()["new_contacts"].clone()
+}
+
 async fn revert(env: &TestEnv, key: &str, id: &str, body: Option<Value>) -> Value {
     let r = env
         .call("POST", &format!("/v1/imports/{id}/revert"), key, body)
@@ -95,6 +104,18 @@ async fn r_xls_8_revert_restores_the_exact_pre_import_table_of_contacts_and_iden
         before,
         "the import changed the table"
     );
+    let list = env
+        .call("GET", &format!("/v1/imports/{id}"), &key, None)
+        .await
+        .body["list_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        growth(&env, &key, &list).await,
+        5,
+        "two created and three updated joined the list"
+    );
     let job = revert(&env, &key, &id, None).await;
     assert_eq!(
         job["revert"],
@@ -105,6 +126,11 @@ async fn r_xls_8_revert_restores_the_exact_pre_import_table_of_contacts_and_iden
         env.snapshot(&account).await,
         before,
         "every contact and identity item is as it was before the import"
+    );
+    assert_eq!(
+        growth(&env, &key, &list).await,
+        0,
+        "the revert takes back the list growth"
     );
     let again = env
         .call("POST", &format!("/v1/imports/{id}/revert"), &key, None)
