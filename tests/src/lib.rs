@@ -347,6 +347,14 @@ impl TestEnv {
     }
 
     /// A new account; returns its id and admin key.
+    /// `PUT /v1/contacts` with `contact`, asserting success; the contact's id.
+    pub async fn upsert(&self, key: &str, contact: Value) -> String {
+        let body = serde_json::json!({ "contact": contact });
+        let r = self.call("PUT", "/v1/contacts", key, Some(body)).await;
+        assert!(r.status == 200 || r.status == 201, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
     pub async fn account(&self, default_country: &str) -> (AccountId, String) {
         let auth = format!("Bearer {OPERATOR_KEY}");
         let body =

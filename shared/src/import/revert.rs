@@ -125,16 +125,19 @@ async fn still_pending(
     job: &Job,
     records: Vec<UndoRecord>,
 ) -> Result<Vec<UndoRecord>, PipelineError> {
-    let cfg = app.imports()?;
-    let mut out = Vec::with_capacity(records.len());
-    for r in records {
-        let fresh = app
-            .store
-            .undo_record(&cfg.table, &job.account_id, &job.import_id, &r.contact_id)
-            .await?;
-        out.extend(fresh.filter(|f| f.state == UndoState::Pending));
+    if records.is_empty() {
+        return Ok(records);
     }
-    Ok(out)
+    let log = app
+        .store
+        .undo_log(&app.imports()?.table, &job.account_id, &job.import_id);
+    let ids: Vec<_> = records.iter().map(|r| r.contact_id.clone()).collect();
+    let mut fresh = app.store.undo_records(&log, &ids).await?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| fresh.remove(id))
+        .filter(|r| r.state == UndoState::Pending)
+        .collect())
 }
 
 /// Counts every record's final state and finishes the job (only one caller wins).

@@ -118,20 +118,6 @@ impl Store {
         let version = AttributeValue::N(record.after_version.to_string());
         let id = &record.contact_id;
         let mut actions = Vec::new();
-        let release = |key: &IdentityKey| -> Result<TransactWriteItem, StoreError> {
-            let delete = Delete::builder()
-                .table_name(table)
-                .set_key(Some(items::key(
-                    items::identity_pk(account, key),
-                    items::SK_IDENTITY,
-                )))
-                .condition_expression("#o = :me")
-                .expression_attribute_names("#o", items::OWNER_ATTR)
-                .expression_attribute_values(":me", AttributeValue::S(id.0.clone()))
-                .build()
-                .map_err(build)?;
-            Ok(TransactWriteItem::builder().delete(delete).build())
-        };
         let (state, reason) = match step {
             Step::Skip => return Ok(Vec::new()),
             Step::Gone => ("deleted", None),
@@ -151,7 +137,7 @@ impl Store {
                     .map_err(build)?;
                 actions.push(TransactWriteItem::builder().delete(delete).build());
                 for key in releases {
-                    actions.push(release(key)?);
+                    actions.push(release_action(table, account, key, id)?);
                 }
                 ("deleted", None)
             }
@@ -170,14 +156,10 @@ impl Store {
                     .expression_attribute_values(":v", version.clone());
                 actions.push(tx_put(put)?);
                 for key in claims {
-                    let put = Put::builder()
-                        .table_name(table)
-                        .set_item(Some(items::identity_item(account, key, id)))
-                        .condition_expression("attribute_not_exists(pk)");
-                    actions.push(tx_put(put)?);
+                    actions.push(claim_action(table, account, key, id)?);
                 }
                 for key in releases {
-                    actions.push(release(key)?);
+                    actions.push(release_action(table, account, key, id)?);
                 }
                 ("restored", None)
             }
@@ -326,25 +308,10 @@ impl Store {
         };
         let mut actions = vec![tx_put(put.table_name(table).set_item(Some(item)))?];
         for key in &write.identity.claims {
-            let put = Put::builder()
-                .table_name(table)
-                .set_item(Some(items::identity_item(account, key, &write.after.id)))
-                .condition_expression("attribute_not_exists(pk)");
-            actions.push(tx_put(put)?);
+            actions.push(claim_action(table, account, key, &write.after.id)?);
         }
         for key in &write.identity.releases {
-            let delete = Delete::builder()
-                .table_name(table)
-                .set_key(Some(items::key(
-                    items::identity_pk(account, key),
-                    items::SK_IDENTITY,
-                )))
-                .condition_expression("#o = :me")
-                .expression_attribute_names("#o", items::OWNER_ATTR)
-                .expression_attribute_values(":me", AttributeValue::S(write.after.id.0.clone()))
-                .build()
-                .map_err(|e| StoreError::Build(e.to_string()))?;
-            actions.push(TransactWriteItem::builder().delete(delete).build());
+            actions.push(release_action(table, account, key, &write.after.id)?);
         }
         for list in joined(write) {
             let put = Put::builder()
@@ -413,6 +380,42 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Puts the identity item of `key` for `owner`, only if nobody holds it.
+fn claim_action(
+    table: &str,
+    account: &AccountId,
+    key: &IdentityKey,
+    owner: &ContactId,
+) -> Result<TransactWriteItem, StoreError> {
+    tx_put(
+        Put::builder()
+            .table_name(table)
+            .set_item(Some(items::identity_item(account, key, owner)))
+            .condition_expression("attribute_not_exists(pk)"),
+    )
+}
+
+/// Deletes the identity item of `key`, only if `owner` holds it.
+fn release_action(
+    table: &str,
+    account: &AccountId,
+    key: &IdentityKey,
+    owner: &ContactId,
+) -> Result<TransactWriteItem, StoreError> {
+    let delete = Delete::builder()
+        .table_name(table)
+        .set_key(Some(items::key(
+            items::identity_pk(account, key),
+            items::SK_IDENTITY,
+        )))
+        .condition_expression("#o = :me")
+        .expression_attribute_names("#o", items::OWNER_ATTR)
+        .expression_attribute_values(":me", AttributeValue::S(owner.0.clone()))
+        .build()
+        .map_err(|e| StoreError::Build(e.to_string()))?;
+    Ok(TransactWriteItem::builder().delete(delete).build())
 }
 
 fn tx_put(

@@ -611,23 +611,6 @@ impl Store {
         }
     }
 
-    /// One undo record, read consistently.
-    pub async fn undo_record(
-        &self,
-        table: &str,
-        account: &AccountId,
-        import_id: &str,
-        id: &crate::model::ContactId,
-    ) -> Result<Option<UndoRecord>, StoreError> {
-        self.get(
-            table,
-            items::key(job_pk(account, import_id), &items::undo_sk(id)),
-        )
-        .await?
-        .map(items::undo_from_item)
-        .transpose()
-    }
-
     /// A page of an import's undo records, in contact-id order, after `start_after` (a sort
     /// key from the previous page).
     pub async fn undo_page(

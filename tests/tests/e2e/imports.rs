@@ -61,19 +61,6 @@ async fn import_creates_contacts_from_an_uploaded_file() {
     );
 }
 
-async fn upsert(env: &TestEnv, key: &str, contact: Value) -> String {
-    let r = env
-        .call(
-            "PUT",
-            "/v1/contacts",
-            key,
-            Some(json!({ "contact": contact })),
-        )
-        .await;
-    assert!(r.status == 200 || r.status == 201, "{}", r.body);
-    r.body["id"].as_str().unwrap().to_owned()
-}
-
 async fn get(env: &TestEnv, key: &str, id: &str) -> Value {
     env.call("GET", &format!("/v1/contacts/{id}"), key, None)
         .await
@@ -84,12 +71,12 @@ async fn get(env: &TestEnv, key: &str, id: &str) -> Value {
 async fn r_imp_2_import_with_primary_only_updates_by_primary_and_creates_new_mobiles() {
     let env = TestEnv::new().await;
     let (account, key) = env.account("NO").await;
-    let existing = upsert(
-        &env,
-        &key,
-        json!({"mobile": "41234567", "email": "shared@example.no", "first_name": "Old"}),
-    )
-    .await;
+    let existing = env
+        .upsert(
+            &key,
+            json!({"mobile": "41234567", "email": "shared@example.no", "first_name": "Old"}),
+        )
+        .await;
     let file =
         "First,Email,Mobile\nNew,shared@example.no,41234567\nSibling,shared@example.no,41234568\n";
     let id = env.upload_import(&key, file.as_bytes()).await;
@@ -121,12 +108,12 @@ async fn r_imp_2_import_with_primary_only_updates_by_primary_and_creates_new_mob
 async fn r_imp_3_import_falls_through_to_the_secondary_key_when_primary_is_unknown_or_empty() {
     let env = TestEnv::new().await;
     let (account, key) = env.account("NO").await;
-    let by_email = upsert(
-        &env,
-        &key,
-        json!({"email": "kari@example.no", "mobile": "41234599"}),
-    )
-    .await;
+    let by_email = env
+        .upsert(
+            &key,
+            json!({"email": "kari@example.no", "mobile": "41234599"}),
+        )
+        .await;
     let file = "First,Email,Mobile\nKari,kari@example.no,41234568\nEmptyPrimary,kari@example.no,\nNobody,new@example.no,41234569\n";
     let id = env.upload_import(&key, file.as_bytes()).await;
     let job = env
@@ -162,7 +149,9 @@ async fn r_mst_1_and_r_mst_2_file_master_overwrites_existing_master_fills_only_e
     for (master, city, company) in [("file", "Bergen", "Acme"), ("existing", "Oslo", "Acme")] {
         let env = TestEnv::new().await;
         let (_, key) = env.account("NO").await;
-        let id = upsert(&env, &key, json!({"mobile": "41234567", "city": "Oslo"})).await;
+        let id = env
+            .upsert(&key, json!({"mobile": "41234567", "city": "Oslo"}))
+            .await;
         let file = "Mobile,City,Company,First\n41234567,Bergen,Acme,\n";
         let import = env.upload_import(&key, file.as_bytes()).await;
         let mut s = settings(
@@ -649,7 +638,8 @@ async fn import_of_the_same_file_again_reports_every_row_unchanged_and_writes_no
 async fn import_validate_reports_what_would_happen_and_writes_nothing() {
     let env = TestEnv::new().await;
     let (account, key) = env.account("NO").await;
-    upsert(&env, &key, json!({"mobile": "41234567", "city": "Oslo"})).await;
+    env.upsert(&key, json!({"mobile": "41234567", "city": "Oslo"}))
+        .await;
     let file = "First,Email,Mobile,City\nOla,ola@example.no,41234567,Bergen\nNew,new@example.no,41234568,Oslo\nNew again,new@example.no,41234568,Oslo\nBad,x,1,\n";
     let id = env.upload_import(&key, file.as_bytes()).await;
     let s = env
@@ -873,7 +863,8 @@ async fn import_of_generated_rows_with_duplicates_across_chunks_and_four_workers
 async fn import_counts_stay_exact_when_the_chunk_marker_meets_transaction_conflicts() {
     let env = TestEnv::new().await;
     let (account, key) = env.account("NO").await;
-    upsert(&env, &key, json!({"mobile": "41234567", "city": "Tromsø"})).await;
+    env.upsert(&key, json!({"mobile": "41234567", "city": "Tromsø"}))
+        .await;
     let file = "First,Email,Mobile,City\nOla,ola@example.no,41234567,Oslo\nKari,kari@example.no,41234568,Bergen\n";
     let id = env.upload_import(&key, file.as_bytes()).await;
     // The chunk's contact write goes through; its done-marker transaction conflicts three times.

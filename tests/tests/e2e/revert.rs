@@ -16,30 +16,15 @@ fn settings() -> Value {
     })
 }
 
-async fn upsert(env: &TestEnv, key: &str, contact: Value) -> String {
-    let r = env
-        .call(
-            "PUT",
-            "/v1/contacts",
-            key,
-            Some(json!({ "contact": contact })),
-        )
-        .await;
-    assert!(r.status == 200 || r.status == 201, "{}", r.body);
-    r.body["id"].as_str().unwrap().to_owned()
-}
-
 /// Three existing contacts; returns Ann's id.
 async fn seed(env: &TestEnv, key: &str) -> String {
-    let ann = upsert(env, key, json!({"first_name": "Ann", "mobile": "41234567", "email": "ann@example.no", "city": "Oslo"})).await;
-    upsert(
-        env,
+    let ann = env.upsert(key, json!({"first_name": "Ann", "mobile": "41234567", "email": "ann@example.no", "city": "Oslo"})).await;
+    env.upsert(
         key,
         json!({"first_name": "Bo", "mobile": "41234568", "city": "Bergen"}),
     )
     .await;
-    upsert(
-        env,
+    env.upsert(
         key,
         json!({"first_name": "Uno", "mobile": "41234569", "city": "Moss"}),
     )
@@ -144,8 +129,7 @@ async fn r_xls_8_revert_keeps_and_lists_a_contact_edited_through_the_api_after_t
     let (account, key) = env.account("NO").await;
     let ann = seed(&env, &key).await;
     let id = import_file(&env, &key).await;
-    upsert(
-        &env,
+    env.upsert(
         &key,
         json!({"mobile": "41234567", "note": "called after the import"}),
     )
@@ -193,7 +177,9 @@ async fn r_xls_6_delete_by_label_deletes_created_contacts_and_keeps_linked_ones(
     let (account, key) = env.account("NO").await;
     seed(&env, &key).await;
     let id = import_file(&env, &key).await;
-    let linked = upsert(&env, &key, json!({"mobile": "41234571", "lists": ["vip"]})).await;
+    let linked = env
+        .upsert(&key, json!({"mobile": "41234571", "lists": ["vip"]}))
+        .await;
     let job = revert(&env, &key, &id, Some(json!({"mode": "delete_created"}))).await;
     assert_eq!(
         (
