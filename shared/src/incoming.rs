@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::model::{ConsentStatus, CustomValue, TextFields};
-use crate::normalize::{Country, Email, Mobile, ValidationError};
+use crate::normalize::{Country, Email, ExternalId, Mobile, ValidationError};
 
 /// Longest text value the API accepts in one field, in Unicode characters.
 pub const API_TEXT_MAX_CHARS: usize = 1024;
@@ -32,6 +32,7 @@ pub struct Incoming {
     pub fields: TextFields,
     pub email: Option<Email>,
     pub mobile: Option<Mobile>,
+    pub external_id: Option<ExternalId>,
     pub custom: BTreeMap<String, CustomValue>,
     pub email_marketing: Option<ConsentClaim>,
     pub sms_marketing: Option<ConsentClaim>,
@@ -45,6 +46,7 @@ impl Incoming {
         self.fields.is_empty()
             && self.email.is_none()
             && self.mobile.is_none()
+            && self.external_id.is_none()
             && self.custom.is_empty()
             && self.email_marketing.is_none()
             && self.sms_marketing.is_none()
@@ -107,6 +109,7 @@ pub struct ContactInput {
     pub note: Option<String>,
     pub email: Option<String>,
     pub mobile: Option<String>,
+    pub external_id: Option<String>,
     pub custom: Option<BTreeMap<String, CustomValue>>,
     pub email_marketing: Option<ConsentInput>,
     pub sms_marketing: Option<ConsentInput>,
@@ -260,10 +263,15 @@ impl ContactInput {
             Some(raw) => Some(Mobile::parse(&raw, default_country)?),
             None => None,
         };
+        let external_id = match clean_text("external_id", self.external_id, max)? {
+            Some(raw) => Some(ExternalId::parse(&raw)?),
+            None => None,
+        };
         Ok(Incoming {
             fields,
             email,
             mobile,
+            external_id,
             custom: custom_values(self.custom)?,
             email_marketing: consent_claim("email_marketing", self.email_marketing)?,
             sms_marketing: consent_claim("sms_marketing", self.sms_marketing)?,

@@ -16,7 +16,8 @@ use serde::Serialize;
 use crate::incoming::Incoming;
 use crate::model::{AccountId, Contact, ContactId};
 use crate::rules::{
-    self, Decision, IdentityKey, KeyField, Match, Matching, MergeContext, Owners, RuleError,
+    self, incoming_keys, Decision, IdentityKey, KeyField, Match, Matching, MergeContext, Owners,
+    RuleError,
 };
 use crate::store::contacts::{ContactWrite, UndoLog};
 use crate::store::{backoff, CancelReason, Store, StoreError, TxOutcome, TRANSACT_MAX_ACTIONS};
@@ -81,34 +82,6 @@ pub struct CallStats {
     pub transactions: u32,
     /// Write capacity units of the committed writes, by AWS's pricing rules.
     pub write_units: f64,
-}
-
-/// Identity values a record carries (all of them, not only its match keys: a create claims
-/// every free value it carries).
-fn identity_keys(incoming: &Incoming) -> Vec<IdentityKey> {
-    let email = incoming
-        .email
-        .as_ref()
-        .map(|e| IdentityKey::Email(e.normalized().to_owned()));
-    let mobile = incoming
-        .mobile
-        .as_ref()
-        .map(|m| IdentityKey::Mobile(m.as_str().to_owned()));
-    email.into_iter().chain(mobile).collect()
-}
-
-fn owners_of(incoming: &Incoming, found: &HashMap<IdentityKey, ContactId>) -> Owners {
-    let get = |k: Option<IdentityKey>| k.and_then(|k| found.get(&k).cloned());
-    Owners {
-        email: get(incoming
-            .email
-            .as_ref()
-            .map(|e| IdentityKey::Email(e.normalized().to_owned()))),
-        mobile: get(incoming
-            .mobile
-            .as_ref()
-            .map(|m| IdentityKey::Mobile(m.as_str().to_owned()))),
-    }
 }
 
 struct Planned {
@@ -289,7 +262,7 @@ fn split_by_identity(records: &[Incoming], pending: &[usize]) -> (Vec<usize>, Ve
     let mut seen: HashSet<IdentityKey> = HashSet::new();
     let (mut wave, mut rest) = (Vec::new(), Vec::new());
     for &i in pending {
-        let keys = identity_keys(&records[i]);
+        let keys = incoming_keys(&records[i]);
         if keys.iter().any(|k| seen.contains(k)) {
             seen.extend(keys);
             rest.push(i);
@@ -323,7 +296,7 @@ async fn run_wave(
 ) -> Result<WaveOut, StoreError> {
     let keys: Vec<IdentityKey> = wave
         .iter()
-        .flat_map(|&i| identity_keys(&records[i]))
+        .flat_map(|&i| incoming_keys(&records[i]))
         .collect();
     let owners = if keys.is_empty() {
         HashMap::new()
@@ -334,7 +307,7 @@ async fn run_wave(
 
     let mut matched: Vec<Matched> = Vec::new();
     for &i in wave {
-        let o = owners_of(&records[i], &owners);
+        let o = Owners::from_found(&records[i], &owners);
         match rules::find_match(&records[i], policy.matching, &o) {
             Ok(Match::Existing { id, on }) => matched.push((i, o, Some((id, on)))),
             Ok(Match::New) => matched.push((i, o, None)),

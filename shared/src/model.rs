@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::normalize::{Email, Mobile};
+use crate::normalize::{Email, ExternalId, Mobile};
 
 /// Identifies an account (tenant). Every key in every table carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -129,6 +129,8 @@ pub struct Contact {
     pub fields: TextFields,
     pub email: Option<Email>,
     pub mobile: Option<Mobile>,
+    /// An id another system gives the contact (an ERP customer code); an identity value.
+    pub external_id: Option<ExternalId>,
     pub custom: BTreeMap<String, CustomValue>,
     pub email_marketing: Consent,
     pub sms_marketing: Consent,
@@ -150,6 +152,7 @@ pub struct Contact {
 pub struct Owns {
     pub email: bool,
     pub mobile: bool,
+    pub external_id: bool,
 }
 
 impl Contact {
@@ -160,6 +163,7 @@ impl Contact {
             fields: TextFields::default(),
             email: None,
             mobile: None,
+            external_id: None,
             custom: BTreeMap::new(),
             email_marketing: Consent::default(),
             sms_marketing: Consent::default(),
@@ -179,6 +183,7 @@ impl Contact {
             && self.email.as_ref().map(Email::normalized)
                 == other.email.as_ref().map(Email::normalized)
             && self.mobile == other.mobile
+            && self.external_id == other.external_id
             && self.custom == other.custom
             && self.email_marketing == other.email_marketing
             && self.sms_marketing == other.sms_marketing
@@ -195,6 +200,8 @@ pub struct ContactView {
     pub fields: TextFields,
     pub email: Option<String>,
     pub mobile: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
     pub custom: BTreeMap<String, CustomValue>,
     pub email_marketing: Consent,
     pub sms_marketing: Consent,
@@ -213,6 +220,7 @@ impl From<&Contact> for ContactView {
             fields: c.fields.clone(),
             email: c.email.as_ref().map(|e| e.as_str().to_owned()),
             mobile: c.mobile.as_ref().map(|m| m.as_str().to_owned()),
+            external_id: c.external_id.as_ref().map(|x| x.as_str().to_owned()),
             custom: c.custom.clone(),
             email_marketing: c.email_marketing.clone(),
             sms_marketing: c.sms_marketing.clone(),

@@ -21,6 +21,8 @@ pub enum ValidationError {
     Mobile { value: String, reason: &'static str },
     #[error("invalid country {value:?}: expected an ISO 3166-1 alpha-2 code such as \"NO\"")]
     Country { value: String },
+    #[error("invalid external id {value:?}: {reason}")]
+    ExternalId { value: String, reason: &'static str },
 }
 
 impl ValidationError {
@@ -30,6 +32,7 @@ impl ValidationError {
             Self::Email { .. } => "email",
             Self::Mobile { .. } => "mobile",
             Self::Country { .. } => "country",
+            Self::ExternalId { .. } => "external_id",
         }
     }
 
@@ -39,6 +42,7 @@ impl ValidationError {
             Self::Email { .. } => "invalid_email",
             Self::Mobile { .. } => "invalid_mobile",
             Self::Country { .. } => "invalid_country",
+            Self::ExternalId { .. } => "invalid_external_id",
         }
     }
 }
@@ -162,6 +166,44 @@ impl<'de> Deserialize<'de> for Country {
     }
 }
 
+/// Longest external id (an ERP customer code, a CRM's own id), in characters.
+pub const EXTERNAL_ID_MAX_CHARS: usize = 100;
+
+/// An id another system gives the contact — an ERP customer code (R-FEED-5) — usable as a
+/// match key. Trimmed; compared exactly as given (ERP codes are case-sensitive); at most
+/// `EXTERNAL_ID_MAX_CHARS` characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExternalId(String);
+
+impl ExternalId {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let value = raw.trim();
+        let err = |reason| ValidationError::ExternalId {
+            value: value.chars().take(EXTERNAL_ID_MAX_CHARS).collect(),
+            reason,
+        };
+        if value.is_empty() {
+            return Err(err("empty"));
+        }
+        if value.chars().count() > EXTERNAL_ID_MAX_CHARS {
+            return Err(err("longer than 100 characters"));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(err("control characters are not allowed"));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// Rebuilds an id read back from the store, where only parsed ids are ever saved.
+    pub fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A phone number in E.164 (`+4741234567`). National numbers need a default country.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Mobile(String);
@@ -227,6 +269,25 @@ mod tests {
         let e = Email::parse("  Ola.Nordmann@Example.NO ").unwrap();
         assert_eq!(e.normalized(), "ola.nordmann@example.no");
         assert_eq!(e.as_str(), "Ola.Nordmann@Example.NO");
+    }
+
+    #[test]
+    fn external_id_is_trimmed_and_kept_case_sensitive_when_parsed() {
+        let id = ExternalId::parse("  C-1001 ").unwrap();
+        assert_eq!(id.as_str(), "C-1001");
+        assert_ne!(ExternalId::parse("c-1001").unwrap(), id);
+    }
+
+    #[test]
+    fn external_id_is_refused_when_empty_too_long_or_with_control_characters() {
+        assert!(ExternalId::parse("   ").is_err());
+        assert!(ExternalId::parse(&"7".repeat(101)).is_err());
+        assert!(ExternalId::parse(&"7".repeat(100)).is_ok());
+        let e = ExternalId::parse("C\n1").unwrap_err();
+        assert_eq!(
+            (e.field(), e.code()),
+            ("external_id", "invalid_external_id")
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Contact, ContactId};
-use crate::rules::IdentityKey;
+use crate::rules::{owned_keys, IdentityKey};
 
 /// Where an undo record stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,21 +74,6 @@ pub enum Step {
 pub struct Leaves {
     pub lists: Vec<String>,
     pub joined_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// The identity items a contact owns.
-pub fn owned_keys(c: &Contact) -> Vec<IdentityKey> {
-    let email = c
-        .email
-        .as_ref()
-        .filter(|_| c.owns.email)
-        .map(|e| IdentityKey::Email(e.normalized().to_owned()));
-    let mobile = c
-        .mobile
-        .as_ref()
-        .filter(|_| c.owns.mobile)
-        .map(|m| IdentityKey::Mobile(m.as_str().to_owned()));
-    email.into_iter().chain(mobile).collect()
 }
 
 /// Decides how to undo one contact. `import_list` is the list the import joined contacts to:
@@ -164,6 +149,7 @@ mod tests {
         c.owns = Owns {
             email: true,
             mobile: false,
+            external_id: false,
         };
         c.version = version;
         c.lists.insert("imported".into());

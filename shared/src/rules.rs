@@ -14,6 +14,9 @@ use crate::model::{Consent, ConsentStatus, Contact, ContactId};
 pub enum KeyField {
     Email,
     Mobile,
+    /// An id another system gives the contact, such as an ERP customer code (R-FEED-5).
+    #[serde(alias = "customer_code")]
+    ExternalId,
 }
 
 /// Primary and optional secondary key (R-IMP-1). The API default is mobile, then email.
@@ -60,6 +63,7 @@ pub enum Matching {
 pub struct Owners {
     pub email: Option<ContactId>,
     pub mobile: Option<ContactId>,
+    pub external_id: Option<ContactId>,
 }
 
 impl Owners {
@@ -67,6 +71,7 @@ impl Owners {
         match key {
             KeyField::Email => self.email.as_ref(),
             KeyField::Mobile => self.mobile.as_ref(),
+            KeyField::ExternalId => self.external_id.as_ref(),
         }
     }
 }
@@ -97,6 +102,7 @@ fn has_value(incoming: &Incoming, key: KeyField) -> bool {
     match key {
         KeyField::Email => incoming.email.is_some(),
         KeyField::Mobile => incoming.mobile.is_some(),
+        KeyField::ExternalId => incoming.external_id.is_some(),
     }
 }
 
@@ -105,6 +111,7 @@ impl KeyField {
         match self {
             Self::Email => "email",
             Self::Mobile => "mobile",
+            Self::ExternalId => "external_id",
         }
     }
 }
@@ -237,6 +244,7 @@ pub fn merge(existing: &Contact, incoming: &Incoming, ctx: &MergeContext) -> Opt
         take(&mut next.email, &incoming.email, master);
     }
     take(&mut next.mobile, &incoming.mobile, master);
+    take(&mut next.external_id, &incoming.external_id, master);
     for (name, value) in &incoming.custom {
         let mut slot = next.custom.get(name).cloned();
         take(&mut slot, &Some(value.clone()), master);
@@ -338,6 +346,73 @@ pub fn decide(
 pub enum IdentityKey {
     Email(String),
     Mobile(String),
+    ExternalId(String),
+}
+
+impl IdentityKey {
+    pub fn kind(&self) -> KeyField {
+        match self {
+            Self::Email(_) => KeyField::Email,
+            Self::Mobile(_) => KeyField::Mobile,
+            Self::ExternalId(_) => KeyField::ExternalId,
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            Self::Email(v) | Self::Mobile(v) | Self::ExternalId(v) => v,
+        }
+    }
+}
+
+/// Identity values a record carries, every kind (a create claims every free value it carries).
+pub fn incoming_keys(incoming: &Incoming) -> Vec<IdentityKey> {
+    let email = incoming
+        .email
+        .as_ref()
+        .map(|e| IdentityKey::Email(e.normalized().to_owned()));
+    let mobile = incoming
+        .mobile
+        .as_ref()
+        .map(|m| IdentityKey::Mobile(m.as_str().to_owned()));
+    let external = incoming
+        .external_id
+        .as_ref()
+        .map(|x| IdentityKey::ExternalId(x.as_str().to_owned()));
+    email.into_iter().chain(mobile).chain(external).collect()
+}
+
+/// The identity items a contact owns.
+pub fn owned_keys(c: &Contact) -> Vec<IdentityKey> {
+    let email = (c.email.as_ref())
+        .filter(|_| c.owns.email)
+        .map(|e| IdentityKey::Email(e.normalized().to_owned()));
+    let mobile = (c.mobile.as_ref())
+        .filter(|_| c.owns.mobile)
+        .map(|m| IdentityKey::Mobile(m.as_str().to_owned()));
+    let external = (c.external_id.as_ref())
+        .filter(|_| c.owns.external_id)
+        .map(|x| IdentityKey::ExternalId(x.as_str().to_owned()));
+    email.into_iter().chain(mobile).chain(external).collect()
+}
+
+impl Owners {
+    /// The owners of a record's values, from identity items read by key.
+    pub fn from_found(
+        incoming: &Incoming,
+        found: &std::collections::HashMap<IdentityKey, ContactId>,
+    ) -> Self {
+        let mut owners = Self::default();
+        for key in incoming_keys(incoming) {
+            let owner = found.get(&key).cloned();
+            match key.kind() {
+                KeyField::Email => owners.email = owner,
+                KeyField::Mobile => owners.mobile = owner,
+                KeyField::ExternalId => owners.external_id = owner,
+            }
+        }
+        owners
+    }
 }
 
 /// The identity items a write must claim (create if free) and release (delete if owned).
@@ -374,6 +449,14 @@ pub fn plan_identity(
         owner: owners.mobile.as_ref(),
     };
     after.owns.mobile = mobile_slot.plan(&after.id, IdentityKey::Mobile, &mut plan);
+    let external = |c: &Contact| c.external_id.as_ref().map(|x| x.as_str().to_owned());
+    let external_slot = Slot {
+        before: before.and_then(external),
+        owned: before.is_some_and(|b| b.owns.external_id),
+        after: external(after),
+        owner: owners.external_id.as_ref(),
+    };
+    after.owns.external_id = external_slot.plan(&after.id, IdentityKey::ExternalId, &mut plan);
     plan
 }
 
@@ -451,6 +534,7 @@ mod tests {
         Owners {
             email: e.map(id),
             mobile: m.map(id),
+            external_id: None,
         }
     }
 
@@ -463,6 +547,7 @@ mod tests {
         c.owns = Owns {
             email: true,
             mobile: true,
+            external_id: false,
         };
         c
     }
@@ -618,6 +703,34 @@ mod tests {
         for (rule, incoming, matching, owners, expected) in cases {
             assert_eq!(find_match(&incoming, matching, &owners), expected, "{rule}");
         }
+    }
+
+    #[test]
+    fn r_feed_5_customer_code_key_matches_its_owner_and_claims_a_free_code() {
+        let mut incoming = rec(Some("shared@example.no"), None);
+        incoming.external_id = Some(crate::normalize::ExternalId::parse("C4").unwrap());
+        let by_code = Matching::Keys(MatchKeys {
+            primary: KeyField::ExternalId,
+            secondary: None,
+        });
+        let mut o = owners(Some("c3"), None);
+        assert_eq!(
+            find_match(&incoming, by_code, &o),
+            Ok(Match::New),
+            "another customer's email is not this customer"
+        );
+        o.external_id = Some(id("c4"));
+        assert_eq!(
+            find_match(&incoming, by_code, &o),
+            Ok(Match::Existing {
+                id: id("c4"),
+                on: KeyField::ExternalId
+            })
+        );
+        let mut c = create(id("c9"), &incoming, &ctx(Master::Incoming), None);
+        let plan = plan_identity(None, &mut c, &owners(Some("c3"), None));
+        assert_eq!(plan.claims, vec![IdentityKey::ExternalId("C4".into())]);
+        assert!(c.owns.external_id && !c.owns.email);
     }
 
     #[test]
@@ -895,7 +1008,8 @@ mod tests {
             c.owns,
             Owns {
                 email: false,
-                mobile: true
+                mobile: true,
+                external_id: false,
             }
         );
     }
@@ -922,7 +1036,8 @@ mod tests {
             after.owns,
             Owns {
                 email: true,
-                mobile: true
+                mobile: true,
+                external_id: false,
             }
         );
     }

@@ -10,7 +10,7 @@ use intake_shared::http::{
 use intake_shared::incoming::{ContactInput, Incoming};
 use intake_shared::ingest::{self, Applied, Policy};
 use intake_shared::model::{ContactId, ContactView};
-use intake_shared::normalize::{Country, Email, Mobile};
+use intake_shared::normalize::{Country, Email, ExternalId, Mobile};
 use intake_shared::rules::{IdentityKey, Master, MatchKeys, Matching};
 use intake_shared::{idempotency, App};
 use lambda_http::{Body, Request, Response};
@@ -157,23 +157,34 @@ async fn get_one(app: &App, p: &Principal, req: &Request) -> Result<Response<Bod
 }
 
 async fn lookup(app: &App, p: &Principal, req: &Request) -> Result<Response<Body>, ApiError> {
-    let key = match (query_param(req, "email"), query_param(req, "mobile")) {
-        (Some(e), None) => IdentityKey::Email(
+    let given = (
+        query_param(req, "email"),
+        query_param(req, "mobile"),
+        query_param(req, "external_id"),
+    );
+    let key = match given {
+        (Some(e), None, None) => IdentityKey::Email(
             Email::parse(&e)
                 .map_err(ApiError::from)?
                 .normalized()
                 .to_owned(),
         ),
-        (None, Some(m)) => {
+        (None, Some(m), None) => {
             let mobile =
                 Mobile::parse(&m, default_country(app, p).await?).map_err(ApiError::from)?;
             IdentityKey::Mobile(mobile.as_str().to_owned())
         }
+        (None, None, Some(x)) => IdentityKey::ExternalId(
+            ExternalId::parse(&x)
+                .map_err(ApiError::from)?
+                .as_str()
+                .into(),
+        ),
         _ => {
             return Err(ApiError::new(
                 400,
                 "missing_query",
-                "give exactly one of email or mobile",
+                "give exactly one of email, mobile or external_id",
             ))
         }
     };

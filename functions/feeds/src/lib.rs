@@ -190,10 +190,7 @@ async fn refresh_fields(app: &App, f: &mut Feed) -> Result<(), ApiError> {
         .await?
         .map(|a| a.settings)
         .unwrap_or_default();
-    let limits = fetch::Limits {
-        allow_private: settings.allow_private_feed_urls,
-        ..fetch::Limits::default()
-    };
+    let limits = fetch::Limits::for_account(settings.allow_private_feed_urls);
     let body = fetch::get(&f.fetch_url(), &limits)
         .await
         .map_err(|e| ApiError::new(422, "feed_unreachable", e.to_string()))?;
@@ -253,6 +250,15 @@ async fn activate(
         );
         e.details = Some(json!(unmapped));
         return Err(e);
+    }
+    let key = f.primary_key.as_str();
+    if !f.mapping.mapping.values().any(|t| t == key) {
+        return Err(ApiError::new(
+            409,
+            "key_not_mapped",
+            format!("no feed field is mapped to the primary key {key}"),
+        )
+        .with_field("primary_key"));
     }
     f.active = true;
     app.store.put_feed(&f).await?;

@@ -21,6 +21,8 @@ pub enum FetchError {
     Url(String),
     #[error("the feed URL points at {0}, a private or local address (allowed only when the account allows private feed URLs)")]
     Forbidden(IpAddr),
+    #[error("the feed URL points at {0}, a link-local address where cloud metadata lives; it is never fetched")]
+    Metadata(IpAddr),
     #[error("the feed host could not be resolved")]
     Resolve,
     #[error("the feed server answered {0}")]
@@ -53,6 +55,28 @@ impl Default for Limits {
             max_redirects: 5,
             allow_private: false,
         }
+    }
+}
+
+impl Limits {
+    /// The default limits, with the account's permission for private addresses.
+    pub fn for_account(allow_private: bool) -> Self {
+        Self {
+            allow_private,
+            ..Self::default()
+        }
+    }
+}
+
+/// True for link-local addresses (169.254.0.0/16 with the cloud metadata service, fe80::/10,
+/// and their IPv4-mapped forms): refused even when the account allows private URLs.
+pub fn link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.is_link_local(),
+            None => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        },
     }
 }
 
@@ -140,6 +164,9 @@ async fn resolve(t: &Target, allow_private: bool) -> Result<SocketAddr, FetchErr
         .await
         .map_err(|_| FetchError::Resolve)?
         .collect();
+    if let Some(bad) = addrs.iter().find(|a| link_local(a.ip())) {
+        return Err(FetchError::Metadata(bad.ip()));
+    }
     if let Some(bad) = addrs.iter().find(|a| forbidden(a.ip())) {
         if !allow_private {
             return Err(FetchError::Forbidden(bad.ip()));
@@ -289,6 +316,41 @@ mod tests {
         for ip in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
             assert!(!forbidden(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    #[test]
+    fn fetch_treats_metadata_addresses_as_link_local_even_when_ipv4_mapped() {
+        for ip in ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254"] {
+            assert!(link_local(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["127.0.0.1", "10.0.0.1", "fd00:ec2::254"] {
+            assert!(!link_local(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn fetch_fails_with_a_timeout_when_the_server_never_answers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s); // accepted, never answered
+            }
+        });
+        let limits = Limits {
+            allow_private: true,
+            timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let started = std::time::Instant::now();
+        let got = get(&format!("http://127.0.0.1:{port}/x.xml"), &limits).await;
+        assert_eq!(got, Err(FetchError::Timeout(0)));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(
+            FetchError::Timeout(120).to_string(),
+            "the feed did not answer within 120 seconds"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::xml::Item;
 use crate::incoming::{ConsentClaim, Incoming};
 use crate::model::{ConsentStatus, TEXT_FIELDS};
-use crate::normalize::{Country, Email, Mobile};
+use crate::normalize::{Country, Email, ExternalId, Mobile};
 
 /// Puts a contact on a tag and/or a list when a field has a value (or a given value):
 /// `{"field": "class", "equals": "VIP", "tag": "vip", "list": "lst_…"}`; without `equals`
@@ -63,6 +63,7 @@ pub fn invalid_targets(m: &FeedMapping) -> Vec<String> {
                     t,
                     "email"
                         | "mobile"
+                        | "external_id"
                         | "consent"
                         | "email_marketing"
                         | "sms_marketing"
@@ -132,6 +133,10 @@ pub fn map_item(
             },
             "mobile" => match Mobile::parse(value, country) {
                 Ok(p) => rec.mobile = Some(p),
+                Err(e) => errors.push(err(field, e.to_string())),
+            },
+            "external_id" => match ExternalId::parse(value) {
+                Ok(x) => rec.external_id = Some(x),
                 Err(e) => errors.push(err(field, e.to_string())),
             },
             "tags" => rec

@@ -61,10 +61,7 @@ pub async fn run(app: &App, feed: &Feed, now: DateTime<Utc>) -> Result<Run, Stor
         started_at: Some(now),
         ..Run::default()
     };
-    let limits = fetch::Limits {
-        allow_private: settings.allow_private_feed_urls,
-        ..fetch::Limits::default()
-    };
+    let limits = fetch::Limits::for_account(settings.allow_private_feed_urls);
     let doc = match fetch::get(&feed.fetch_url(), &limits).await {
         Err(e) => Err(e.to_string()),
         Ok(body) => xml::parse(&body, &feed.root, &feed.item, &xml::Limits::default())

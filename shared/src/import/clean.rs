@@ -32,6 +32,10 @@ fn match_value(rec: &Incoming, keys: MatchKeys) -> Option<String> {
             .mobile
             .as_ref()
             .map(|m| format!("mobile:{}", m.as_str())),
+        KeyField::ExternalId => rec
+            .external_id
+            .as_ref()
+            .map(|x| format!("external_id:{}", x.as_str())),
     };
     value(keys.primary).or_else(|| keys.secondary.and_then(value))
 }
@@ -64,6 +68,7 @@ pub fn absorb(first: &mut Incoming, later: Incoming, master: Master) {
         fields,
         email,
         mobile,
+        external_id,
         custom,
         email_marketing,
         sms_marketing,
@@ -75,6 +80,7 @@ pub fn absorb(first: &mut Incoming, later: Incoming, master: Master) {
     }
     take(&mut first.email, email, master);
     take(&mut first.mobile, mobile, master);
+    take(&mut first.external_id, external_id, master);
     for (name, value) in custom {
         let slot = first.custom.entry(name);
         match slot {

@@ -14,6 +14,7 @@ const DICTIONARY: &[(&str, &[&str])] = &[
     ("postal_code", &["postal code", "zip", "zip code", "postcode", "address 1 - postal code", "business postal code", "home postal code", "postnummer", "postiindeks", "psč", "psc", "邮编"]),
     ("city", &["city", "town", "address 1 - city", "business city", "home city", "poststed", "by", "linn", "město", "mesto", "城市"]),
     ("country", &["country", "country code", "country/region", "address 1 - country", "business country/region", "home country/region", "land", "riik", "země", "zeme", "国家"]),
+    ("external_id", &["external id", "customer code", "customer id", "customer number", "client code", "client id", "kundenummer", "kundenr", "kliendikood", "kliendi kood", "číslo zákazníka", "cislo zakaznika", "客户编号", "客户代码"]),
     ("note", &["note", "notes", "comment", "comments", "merknad", "notat", "märkus", "poznámka", "poznamka", "备注"]),
 ];
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::incoming::{ConsentClaim, Incoming};
 use crate::model::{ConsentStatus, TEXT_FIELDS};
-use crate::normalize::{Country, Email, Mobile};
+use crate::normalize::{Country, Email, ExternalId, Mobile};
 use crate::rules::{KeyField, Master, MatchKeys};
 use crate::settings::{Settings, Vocabulary};
 
@@ -131,8 +131,21 @@ pub enum Target {
     Text(&'static str),
     Email,
     Mobile,
+    ExternalId,
     Custom(String),
     Skip,
+}
+
+impl Target {
+    /// The match key this target fills, if it is an identity value.
+    fn key_field(&self) -> Option<KeyField> {
+        match self {
+            Self::Email => Some(KeyField::Email),
+            Self::Mobile => Some(KeyField::Mobile),
+            Self::ExternalId => Some(KeyField::ExternalId),
+            _ => None,
+        }
+    }
 }
 
 /// Contact-person groups of a client row (R-XLS-2: RAYNET's template has up to 6).
@@ -155,6 +168,7 @@ fn parse_target(raw: &str) -> Option<Target> {
     match raw {
         "email" => Some(Target::Email),
         "mobile" => Some(Target::Mobile),
+        "external_id" | "customer_code" => Some(Target::ExternalId),
         "skip" => Some(Target::Skip),
         _ => {
             if let Some(name) = raw.strip_prefix("custom:") {
@@ -262,6 +276,7 @@ impl ImportSettings {
                 Target::Text(f) => Some(f.to_string()),
                 Target::Email => Some("email".into()),
                 Target::Mobile => Some("mobile".into()),
+                Target::ExternalId => Some("external_id".into()),
                 Target::Custom(n) => {
                     if !known_custom.contains(&n.to_lowercase()) {
                         problems.push(problem(
@@ -288,14 +303,7 @@ impl ImportSettings {
             targets.push(target);
             groups.push(group);
         }
-        let mapped = |k: KeyField| {
-            targets.iter().any(|t| {
-                matches!(
-                    (k, t),
-                    (KeyField::Email, Target::Email) | (KeyField::Mobile, Target::Mobile)
-                )
-            })
-        };
+        let mapped = |k: KeyField| targets.iter().any(|t| t.key_field() == Some(k));
         let keys = match self.primary_key {
             None => {
                 problems.push(problem(
@@ -446,13 +454,8 @@ impl RowMapper {
     /// The column feeding a key in a contact-person group (0: the shared one), for naming it
     /// in errors.
     pub fn key_column(&self, key: KeyField, group: u8) -> Option<&str> {
-        let i = self.targets.iter().zip(&self.groups).position(|(t, g)| {
-            *g == group
-                && matches!(
-                    (key, t),
-                    (KeyField::Email, Target::Email) | (KeyField::Mobile, Target::Mobile)
-                )
-        })?;
+        let i = (self.targets.iter().zip(&self.groups))
+            .position(|(t, g)| *g == group && t.key_field() == Some(key))?;
         Some(&self.columns[i])
     }
 
@@ -523,6 +526,11 @@ impl RowMapper {
                     Mobile::parse(value, row_country)
                         .ok()
                         .map(|m| super::split::identity_hash("mobile", m.as_str())),
+                ),
+                Target::ExternalId => out.extend(
+                    ExternalId::parse(value)
+                        .ok()
+                        .map(|x| super::split::identity_hash("external_id", x.as_str())),
                 ),
                 _ => {}
             }
@@ -676,6 +684,10 @@ impl RowMapper {
                     Ok(m) => rec.mobile = Some(m),
                     Err(e) => errors.push(err(e.to_string())),
                 },
+                Target::ExternalId => match ExternalId::parse(value) {
+                    Ok(x) => rec.external_id = Some(x),
+                    Err(e) => errors.push(err(e.to_string())),
+                },
                 Target::Custom(name) => {
                     rec.custom
                         .insert(name.clone(), serde_json::Value::String(value.to_owned()));
@@ -754,6 +766,24 @@ mod tests {
             ("News", "skip"),
         ]);
         assert!(codes(s.plan(&cols(&COLS), &account(), 255)).contains(&"primary_key_not_mapped"));
+    }
+
+    #[test]
+    fn r_imp_1_customer_code_column_is_a_key_when_mapped_to_external_id() {
+        let mut s = settings(&[
+            ("Name", "first_name"),
+            ("Mail", "email"),
+            ("Phone", "customer_code"),
+            ("News", "skip"),
+        ]);
+        s.primary_key = Some(KeyField::ExternalId);
+        let mapper = s.plan(&cols(&COLS), &account(), 255).unwrap();
+        assert_eq!(mapper.key_column(KeyField::ExternalId, 0), Some("Phone"));
+        let MappedRow::Record(rec) = mapper.map(2, &row(&["Ola", "ola@example.no", "K-77", "yes"]))
+        else {
+            panic!("a row");
+        };
+        assert_eq!(rec.external_id.as_ref().unwrap().as_str(), "K-77");
     }
 
     #[test]

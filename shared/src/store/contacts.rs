@@ -269,6 +269,7 @@ impl Store {
         let (index, attr, value) = match key {
             IdentityKey::Email(v) => (items::GSI_EMAIL, items::GSI_EMAIL_ATTR, v),
             IdentityKey::Mobile(v) => (items::GSI_MOBILE, items::GSI_MOBILE_ATTR, v),
+            IdentityKey::ExternalId(v) => (items::GSI_EXTERNAL_ID, items::GSI_EXTERNAL_ID_ATTR, v),
         };
         let hits = self
             .query_index(

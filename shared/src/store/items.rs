@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{AccountId, Consent, Contact, ContactId, CustomValue, Owns, TextFields};
-use crate::normalize::{Email, Mobile};
+use crate::normalize::{Email, ExternalId, Mobile};
 use crate::rollback::{UndoRecord, UndoState};
 use crate::rules::IdentityKey;
 
@@ -25,6 +25,8 @@ pub const GSI_EMAIL_ATTR: &str = "gsi_email";
 pub const GSI_MOBILE_ATTR: &str = "gsi_mobile";
 pub const GSI_EMAIL: &str = "by-email";
 pub const GSI_MOBILE: &str = "by-mobile";
+pub const GSI_EXTERNAL_ID_ATTR: &str = "gsi_external_id";
+pub const GSI_EXTERNAL_ID: &str = "by-external-id";
 pub const VERSION_ATTR: &str = "version";
 pub const OWNER_ATTR: &str = "contact_id";
 
@@ -36,6 +38,7 @@ pub fn identity_pk(account: &AccountId, key: &IdentityKey) -> String {
     match key {
         IdentityKey::Email(v) => format!("ACC#{}#EMAIL#{v}", account.0),
         IdentityKey::Mobile(v) => format!("ACC#{}#MOBILE#{v}", account.0),
+        IdentityKey::ExternalId(v) => format!("ACC#{}#EXT#{v}", account.0),
     }
 }
 
@@ -72,6 +75,10 @@ struct ContactItem {
     mobile: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     gsi_mobile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    external_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi_external_id: Option<String>,
     #[serde(default)]
     custom: BTreeMap<String, CustomValue>,
     email_marketing: Consent,
@@ -87,6 +94,8 @@ struct ContactItem {
     version: u64,
     owns_email: bool,
     owns_mobile: bool,
+    #[serde(default)]
+    owns_external_id: bool,
 }
 
 pub fn contact_to_item(account: &AccountId, c: &Contact) -> Result<Item, StoreError> {
@@ -109,6 +118,8 @@ pub fn contact_to_item(account: &AccountId, c: &Contact) -> Result<Item, StoreEr
         gsi_email: c.email.as_ref().map(|e| gsi_value(account, e.normalized())),
         mobile: c.mobile.as_ref().map(|m| m.as_str().to_owned()),
         gsi_mobile: c.mobile.as_ref().map(|m| gsi_value(account, m.as_str())),
+        external_id: c.external_id.as_ref().map(|x| x.as_str().to_owned()),
+        gsi_external_id: (c.external_id.as_ref()).map(|x| gsi_value(account, x.as_str())),
         custom: c.custom.clone(),
         email_marketing: c.email_marketing.clone(),
         sms_marketing: c.sms_marketing.clone(),
@@ -120,6 +131,7 @@ pub fn contact_to_item(account: &AccountId, c: &Contact) -> Result<Item, StoreEr
         version: c.version,
         owns_email: c.owns.email,
         owns_mobile: c.owns.mobile,
+        owns_external_id: c.owns.external_id,
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::Encode(e.to_string()))
 }
@@ -228,6 +240,7 @@ pub fn contact_from_item(item: Item) -> Result<Contact, StoreError> {
         },
         email,
         mobile: i.mobile.map(Mobile::from_stored),
+        external_id: i.external_id.map(ExternalId::from_stored),
         custom: i.custom,
         email_marketing: i.email_marketing,
         sms_marketing: i.sms_marketing,
@@ -240,6 +253,7 @@ pub fn contact_from_item(item: Item) -> Result<Contact, StoreError> {
         owns: Owns {
             email: i.owns_email,
             mobile: i.owns_mobile,
+            external_id: i.owns_external_id,
         },
     })
 }
@@ -328,9 +342,11 @@ mod tests {
         c.tags.insert("vip".into());
         c.labels.insert("2024-05-06 #1".into());
         c.version = 7;
+        c.external_id = Some(ExternalId::parse("C-7").unwrap());
         c.owns = Owns {
             email: true,
             mobile: false,
+            external_id: true,
         };
         let account = AccountId("a1".into());
         let item = contact_to_item(&account, &c).unwrap();

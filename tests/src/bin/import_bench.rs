@@ -15,7 +15,7 @@ use std::time::Instant;
 use intake_shared::import::split::identity_hash;
 use intake_shared::model::{AccountId, Contact, ContactId, Owns};
 use intake_shared::normalize::{Country, Email, Mobile};
-use intake_shared::rules::IdentityKey;
+use intake_shared::rules::owned_keys;
 use intake_shared::store::items;
 use intake_tests::TestEnv;
 use serde_json::json;
@@ -77,18 +77,12 @@ async fn floor(env: &TestEnv, account: &AccountId, file: &str) -> (usize, usize,
         c.owns = Owns {
             email: true,
             mobile: true,
+            external_id: false,
         };
         items_out.push(items::contact_to_item(account, &c).unwrap());
-        items_out.push(items::identity_item(
-            account,
-            &IdentityKey::Email(email.normalized().into()),
-            &c.id,
-        ));
-        items_out.push(items::identity_item(
-            account,
-            &IdentityKey::Mobile(mobile.as_str().into()),
-            &c.id,
-        ));
+        for key in owned_keys(&c) {
+            items_out.push(items::identity_item(account, &key, &c.id));
+        }
     }
     let contacts = items_out.len() / 3;
     env.calls.take();

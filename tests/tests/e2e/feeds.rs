@@ -315,10 +315,9 @@ async fn feed_refuses_loopback_private_and_metadata_urls_without_the_accounts_pe
             .body;
         assert_eq!(run["status"], "failed", "{run}");
         assert!(
-            run["failure"]
-                .as_str()
-                .unwrap()
-                .contains("private or local address"),
+            ["private or local address", "link-local address"]
+                .iter()
+                .any(|reason| run["failure"].as_str().unwrap().contains(reason)),
             "{url}: {run}"
         );
     }
@@ -568,4 +567,211 @@ async fn feed_run_fails_with_the_reason_for_billion_laughs_external_entities_and
         "1 GiB feed refused after {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Answers by path: `/401`, `/404`, `/malformed`, `/to-metadata` (a redirect to the metadata
+/// address), `/hop` (a relative redirect to `/ok`) and `/ok`.
+async fn routed_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                let ok = snapshot(
+                    &[customer(
+                        "C1",
+                        "Hop",
+                        "hop@example.ee",
+                        "yes",
+                        "2024-01-01",
+                        "VIP",
+                    )],
+                    "",
+                );
+                let (status, extra, body) = match path.split('?').next().unwrap() {
+                    "/401" => ("401 Unauthorized", String::new(), "no".to_owned()),
+                    "/malformed" => (
+                        "200 OK",
+                        String::new(),
+                        "<Customers><Customer name=\"x\"></Customers>".to_owned(),
+                    ),
+                    "/to-metadata" => (
+                        "302 Found",
+                        "location: http://169.254.169.254/latest/meta-data\r\n".to_owned(),
+                        String::new(),
+                    ),
+                    "/hop" => ("302 Found", "location: /ok\r\n".to_owned(), String::new()),
+                    "/ok" => ("200 OK", String::new(), ok),
+                    _ => ("404 Not Found", String::new(), "missing".to_owned()),
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn feed_run_fails_with_a_clear_reason_for_401_404_malformed_xml_and_a_redirect_to_metadata() {
+    let env = TestEnv::new().await;
+    let (_, key) = env.account("EE").await;
+    env.call(
+        "PUT",
+        "/v1/settings",
+        &key,
+        Some(json!({"allow_private_feed_urls": true})),
+    )
+    .await;
+    let port = routed_server().await;
+    let feed = |path: &str| json!({"url": format!("http://127.0.0.1:{port}{path}"), "mapping": {"code": "ignore", "name": "first_name", "email": "email", "OPTIN": "consent", "class": "ignore", "shoe": "ignore"}});
+    for (path, reason) in [
+        ("/401", "the feed server answered 401"),
+        ("/404", "the feed server answered 404"),
+        ("/malformed", "XML"),
+        ("/to-metadata", "169.254.169.254, a link-local address"),
+        ("/hop", ""),
+    ] {
+        let f = env.call("POST", "/v1/feeds", &key, Some(feed(path))).await;
+        assert_eq!(f.status, 201, "{}", f.body);
+        let id = f.body["id"].as_str().unwrap();
+        let run = env
+            .call("POST", &format!("/v1/feeds/{id}/run"), &key, None)
+            .await
+            .body;
+        if reason.is_empty() {
+            assert_eq!(
+                (&run["status"], &run["created"]),
+                (&json!("completed"), &json!(1)),
+                "a relative redirect is followed (and re-checked): {run}"
+            );
+            continue;
+        }
+        assert_eq!(run["status"], "failed", "{path}: {run}");
+        let failure = run["failure"].as_str().unwrap();
+        assert!(failure.contains(reason), "{path}: {failure}");
+        let fields = env
+            .call("GET", &format!("/v1/feeds/{id}/fields"), &key, None)
+            .await;
+        assert_eq!(fields.status, 422, "{path}: {}", fields.body);
+        assert!(
+            fields.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(reason),
+            "{path}: {}",
+            fields.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn r_feed_5_customers_sharing_an_email_stay_apart_when_the_customer_code_is_the_key() {
+    let env = TestEnv::new().await;
+    let (_, key) = env.account("EE").await;
+    env.call(
+        "PUT",
+        "/v1/settings",
+        &key,
+        Some(json!({"allow_private_feed_urls": true})),
+    )
+    .await;
+    let body = Arc::new(Mutex::new(snapshot(
+        &[
+            customer("C1", "First", "first@example.ee", "yes", "2024-01-01", "A"),
+            customer(
+                "C3",
+                "Shared One",
+                "shared@example.ee",
+                "yes",
+                "2024-01-01",
+                "A",
+            ),
+            customer(
+                "C4",
+                "Shared Two",
+                "shared@example.ee",
+                "no",
+                "2024-01-01",
+                "A",
+            ),
+        ],
+        "",
+    )));
+    let port = server(body.clone(), Arc::new(Mutex::new(Vec::new()))).await;
+    let f = env
+        .call("POST", "/v1/feeds", &key, Some(json!({
+            "url": format!("http://127.0.0.1:{port}/customers.xml"),
+            "mapping": {"code": "external_id", "name": "first_name", "email": "email", "OPTIN": "consent", "class": "ignore", "shoe": "ignore"},
+            "primary_key": "external_id",
+        })))
+        .await;
+    assert_eq!(
+        (f.status, &f.body["primary_key"]),
+        (201, &json!("external_id")),
+        "{}",
+        f.body
+    );
+    let id = f.body["id"].as_str().unwrap().to_owned();
+    let first = env
+        .call("POST", &format!("/v1/feeds/{id}/run"), &key, None)
+        .await
+        .body;
+    assert_eq!(
+        (&first["created"], &first["merged_duplicates"]),
+        (&json!(3), &json!([])),
+        "distinct codes are distinct customers, even with one email: {first}"
+    );
+    let shared = env
+        .call("GET", "/v1/contacts?email=shared@example.ee", &key, None)
+        .await
+        .body;
+    let codes: Vec<&str> = shared["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["external_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["C3", "C4"], "{shared}");
+
+    // C1 changes its email in the ERP: the code still finds the same contact.
+    *body.lock().unwrap() = snapshot(
+        &[customer(
+            "C1",
+            "First",
+            "renamed@example.ee",
+            "yes",
+            "2024-01-01",
+            "A",
+        )],
+        "",
+    );
+    let second = env
+        .call("POST", &format!("/v1/feeds/{id}/run"), &key, None)
+        .await
+        .body;
+    assert_eq!(
+        (&second["created"], &second["updated"]),
+        (&json!(0), &json!(1)),
+        "{second}"
+    );
+    let by_code = env
+        .call("GET", "/v1/contacts?external_id=C1", &key, None)
+        .await
+        .body;
+    let contacts = by_code["contacts"].as_array().unwrap();
+    assert_eq!(contacts.len(), 1, "{by_code}");
+    assert_eq!(contacts[0]["email"], "renamed@example.ee");
+    let old = env
+        .call("GET", "/v1/contacts?email=first@example.ee", &key, None)
+        .await
+        .body;
+    assert_eq!(old["contacts"], json!([]), "the old email was released");
 }
