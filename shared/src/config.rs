@@ -17,7 +17,13 @@ pub struct Config {
     pub operator_key_hash: Option<String>,
     /// The import pipeline's resources; `None` in functions that do not import.
     pub imports: Option<ImportsConfig>,
+    /// Change polling serves only writes older than this (a write stamped but still in flight,
+    /// or not yet in the index, is never passed over).
+    pub poll_settle_seconds: i64,
 }
+
+/// Longer than a contact transaction with its retries plus GSI propagation.
+pub const DEFAULT_POLL_SETTLE_SECONDS: i64 = 30;
 
 /// Where imports live and how they are cut.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +77,10 @@ impl Config {
                         .unwrap_or(DEFAULT_STUCK_AFTER_SECONDS),
                 }),
             },
+            poll_settle_seconds: get("INTAKE_POLL_SETTLE_SECONDS")
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n >= 0)
+                .unwrap_or(DEFAULT_POLL_SETTLE_SECONDS),
             operator_key_hash: get("INTAKE_OPERATOR_KEY")
                 .filter(|k| !k.is_empty())
                 .map(|k| crate::auth::hash_key(&k)),

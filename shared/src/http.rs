@@ -221,3 +221,66 @@ where
     }))
     .await
 }
+
+/// Opaque page cursors: a store position, hex-encoded behind a version tag so clients treat it
+/// as a token. Positions are read back only under the caller's own account keys.
+pub mod cursor {
+    use super::ApiError;
+
+    const TAG: &str = "c1|";
+
+    pub fn encode(position: &str) -> String {
+        hex::encode(format!("{TAG}{position}"))
+    }
+
+    /// The position of a cursor, or 400 `invalid_cursor`.
+    pub fn decode(raw: &str) -> Result<String, ApiError> {
+        let bad = || {
+            ApiError::new(
+                400,
+                "invalid_cursor",
+                "the cursor is not one this API gave out",
+            )
+        };
+        let bytes = hex::decode(raw.trim()).map_err(|_| bad())?;
+        let text = String::from_utf8(bytes).map_err(|_| bad())?;
+        text.strip_prefix(TAG)
+            .filter(|p| !p.is_empty() && p.len() <= 400)
+            .map(str::to_owned)
+            .ok_or_else(bad)
+    }
+
+    /// A page size from `limit` (default `default`, 1..=`max`), or 400 `invalid_limit`.
+    pub fn limit(raw: Option<String>, default: usize, max: usize) -> Result<usize, ApiError> {
+        match raw {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        400,
+                        "invalid_limit",
+                        format!("limit is a number from 1 to {max}"),
+                    )
+                    .with_field("limit")
+                }),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn cursor_round_trips_and_refuses_foreign_tokens_when_decoded() {
+            let c = encode("2026-11-22T09:00:00.000001Z#c_1");
+            assert_eq!(decode(&c).unwrap(), "2026-11-22T09:00:00.000001Z#c_1");
+            for bad in ["zz", "", &hex::encode("other|x"), &hex::encode("c1|")] {
+                assert_eq!(decode(bad).unwrap_err().code, "invalid_cursor", "{bad}");
+            }
+        }
+    }
+}

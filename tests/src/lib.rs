@@ -287,6 +287,8 @@ impl TestEnv {
         let prefix = format!("t{}-", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let mut params = intake_local_runner::params(OPERATOR_KEY);
         params.insert("ChunkRows".into(), chunk_rows.to_string());
+        // Polling tests page while writing: the settle window is one second here.
+        params.insert("PollSettleSeconds".into(), "1".into());
         let local = intake_local_runner::build(&clients, &repo_root().join("template.yaml"), &prefix, &params)
             .await
             .expect("local stack: start it with infra/local/test (DynamoDB Local on 127.0.0.1:8000, moto on 127.0.0.1:5000)");
@@ -369,7 +371,9 @@ impl TestEnv {
         )
     }
 
-    /// Every contact and identity item of an account, as `(pk, owner or id)`, sorted.
+    /// Every contact and identity item of an account, attribute by attribute, sorted by key —
+    /// without write-time stamps (`updated_at`, the change feed's `change_key`) and without
+    /// consent events (an append-only history a revert does not take back).
     pub async fn snapshot(&self, account: &AccountId) -> Vec<BTreeMap<String, String>> {
         let mut rows: Vec<BTreeMap<String, String>> = self
             .store
@@ -377,10 +381,15 @@ impl TestEnv {
             .await
             .unwrap()
             .into_iter()
+            .filter(|item| {
+                intake_shared::store::items::string_attr(item, "sk").is_none_or(|sk| {
+                    !sk.starts_with(intake_shared::store::items::CONSENT_SK_PREFIX)
+                })
+            })
             .map(|item| {
                 item.into_iter()
                     .map(|(k, v)| (k, canonical(&v).to_string()))
-                    .filter(|(k, _)| k != "updated_at")
+                    .filter(|(k, _)| k != "updated_at" && k != "change_key")
                     .collect()
             })
             .collect();

@@ -5,8 +5,7 @@
 use chrono::Utc;
 use intake_shared::auth::{generate_key, is_operator, Principal};
 use intake_shared::http::{
-    header, json, json_body, path_param, principal, query_param, require_admin, respond, route_key,
-    ApiError,
+    header, json, json_body, path_param, principal, require_admin, respond, route_key, ApiError,
 };
 use intake_shared::incoming::{clean_text, InputError};
 use intake_shared::model::AccountId;
@@ -31,6 +30,8 @@ struct NewKey {
     name: Option<String>,
 }
 
+pub mod lists;
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     respond(route(app, &req).await)
 }
@@ -46,7 +47,11 @@ async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
         Some("DELETE /v1/api-keys/{id}") => revoke_key(app, &p, req).await,
         Some("GET /v1/settings") => get_settings(app, &p).await,
         Some("PUT /v1/settings") => put_settings(app, &p, req).await,
-        Some("GET /v1/lists/{id}/growth") => growth(app, &p, req).await,
+        Some("GET /v1/lists") => lists::all(app, &p).await,
+        Some("POST /v1/lists") => lists::create(app, &p, req).await,
+        Some("GET /v1/lists/{id}") => lists::one(app, &p, req).await,
+        Some("GET /v1/lists/{id}/contacts") => lists::members(app, &p, req).await,
+        Some("GET /v1/lists/{id}/growth") => lists::growth(app, &p, req).await,
         _ => Err(ApiError::not_found()),
     }
 }
@@ -147,53 +152,4 @@ async fn put_settings(app: &App, p: &Principal, req: &Request) -> Result<Respons
     let settings = json_body::<Settings>(req)?.validated()?;
     app.store.put_settings(&p.account_id, &settings).await?;
     Ok(json(200, &settings))
-}
-
-/// `GET /v1/lists/{id}/growth?from=&to=`: new members per day, from every channel (R-FEED-9);
-/// the last 30 days by default, at most 366.
-async fn growth(app: &App, p: &Principal, req: &Request) -> Result<Response<Body>, ApiError> {
-    let id = path_param(req, "id").ok_or_else(ApiError::not_found)?;
-    let list = app
-        .store
-        .list(&p.account_id, &id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let day = |name: &str, default: chrono::NaiveDate| match query_param(req, name) {
-        None => Ok(default),
-        Some(v) => chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d").map_err(|_| {
-            ApiError::new(422, "invalid_date", format!("{name} is yyyy-mm-dd")).with_field(name)
-        }),
-    };
-    let today = chrono::Utc::now().date_naive();
-    let to = day("to", today)?;
-    let from = day("from", to - chrono::Duration::days(29))?;
-    if from > to || (to - from).num_days() > 366 {
-        return Err(ApiError::new(
-            422,
-            "invalid_range",
-            "from must be on or before to, at most 366 days apart",
-        )
-        .with_field("from"));
-    }
-    let counts = app
-        .store
-        .list_growth(
-            &p.account_id,
-            &list.list_id,
-            &from.to_string(),
-            &to.to_string(),
-        )
-        .await?;
-    let days: Vec<serde_json::Value> = from
-        .iter_days()
-        .take_while(|d| *d <= to)
-        .map(|d| {
-            let key = d.to_string();
-            json!({"date": key, "new_contacts": counts.get(&key).copied().unwrap_or(0)})
-        })
-        .collect();
-    Ok(json(
-        200,
-        &json!({"list_id": list.list_id, "name": list.name, "days": days}),
-    ))
 }

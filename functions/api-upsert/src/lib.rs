@@ -1,5 +1,5 @@
 //! The public contact API (R-API-1, R-API-2): upsert one, batch upsert up to 100, read one,
-//! and look up every contact carrying an email or mobile. Every call is scoped to the key's
+//! look up every contact carrying an email, mobile or external id, and poll changes (`poll`). Every call is scoped to the key's
 //! account; matching and writing happen in `intake_shared::ingest`.
 
 use chrono::Utc;
@@ -16,6 +16,8 @@ use intake_shared::{idempotency, App};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
+
+pub mod poll;
 
 /// Most contacts in one batch request.
 pub const BATCH_MAX: usize = 100;
@@ -56,7 +58,11 @@ async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
             .await
         }
         Some("GET /v1/contacts/{id}") => get_one(app, &caller, req).await,
+        Some("GET /v1/contacts") if poll::is_poll(req) => poll::poll(app, &caller, req).await,
         Some("GET /v1/contacts") => lookup(app, &caller, req).await,
+        Some("GET /v1/contacts/{id}/consent-history") => {
+            poll::consent_history(app, &caller, req).await
+        }
         _ => Err(ApiError::not_found()),
     }
 }
@@ -184,7 +190,7 @@ async fn lookup(app: &App, p: &Principal, req: &Request) -> Result<Response<Body
             return Err(ApiError::new(
                 400,
                 "missing_query",
-                "give exactly one of email, mobile or external_id",
+                "give exactly one of email, mobile or external_id (or updated_since/cursor to poll changes)",
             ))
         }
     };

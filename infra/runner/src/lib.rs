@@ -25,6 +25,10 @@ pub fn params(operator_key: &str) -> BTreeMap<String, String> {
             "ChunkRows".to_owned(),
             std::env::var("INTAKE_CHUNK_ROWS").unwrap_or_else(|_| "2000".into()),
         ),
+        (
+            "PollSettleSeconds".to_owned(),
+            std::env::var("INTAKE_POLL_SETTLE_SECONDS").unwrap_or_else(|_| "30".into()),
+        ),
     ])
 }
 

@@ -56,11 +56,7 @@ pub async fn resolve_list(
     match choice {
         ListChoice::Id(id) => Ok(app.store.list(account, id).await?.map(|l| l.list_id)),
         ListChoice::New(name) => {
-            let list = ContactList {
-                list_id: format!("lst_{}", uuid::Uuid::new_v4().simple()),
-                name: name.trim().chars().take(200).collect(),
-                created_at: now,
-            };
+            let list = ContactList::named(name, now);
             app.store.put_list(account, &list).await?;
             Ok(Some(list.list_id))
         }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use chrono::Utc;
 
 use crate::model::{AccountId, Contact, ContactId};
 use crate::rollback::{Leaves, Step, UndoRecord};
@@ -320,6 +321,13 @@ impl Store {
                 .set_item(Some(items::list_join_item(account, list, &write.after)));
             actions.push(tx_put(put)?);
         }
+        let consent = items::ConsentEvent::of(write.before.as_ref(), &write.after, Utc::now());
+        if let Some(event) = consent {
+            let item = items::consent_event_item(account, &write.after.id, &event)?;
+            actions.push(tx_put(
+                Put::builder().table_name(table).set_item(Some(item)),
+            )?);
+        }
         Ok(actions)
     }
 
@@ -342,6 +350,13 @@ impl Store {
         }
         if mobile(&write.after) != before.and_then(mobile) {
             units += 1.0;
+        }
+        if write.after.external_id != before.and_then(|b| b.external_id.clone()) {
+            units += 1.0;
+        }
+        units += 1.0; // the change feed's index entry moves on every write
+        if items::ConsentEvent::of(before, &write.after, Utc::now()).is_some() {
+            units += 2.0;
         }
         units += 2.0 * (write.identity.claims.len() + write.identity.releases.len()) as f64;
         units += 2.0 * joined(write).count() as f64;

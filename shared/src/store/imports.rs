@@ -67,6 +67,17 @@ pub struct ContactList {
     pub created_at: DateTime<Utc>,
 }
 
+impl ContactList {
+    /// A new list with a fresh id; the name trimmed to 200 characters.
+    pub fn named(name: &str, now: DateTime<Utc>) -> Self {
+        Self {
+            list_id: format!("lst_{}", uuid::Uuid::new_v4().simple()),
+            name: name.trim().chars().take(200).collect(),
+            created_at: now,
+        }
+    }
+}
+
 /// Saved import settings for a drop folder (`drop/<account>/<profile>/`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportProfile {
@@ -679,24 +690,6 @@ impl Store {
             values,
         )
         .await
-    }
-
-    pub async fn put_list(
-        &self,
-        account: &AccountId,
-        list: &ContactList,
-    ) -> Result<(), StoreError> {
-        let pk = format!("ACC#{}#LIST#{}", account.0, list.list_id);
-        self.put_as(&self.tables().settings, pk, "LIST", list).await
-    }
-
-    pub async fn list(
-        &self,
-        account: &AccountId,
-        list_id: &str,
-    ) -> Result<Option<ContactList>, StoreError> {
-        let key = items::key(format!("ACC#{}#LIST#{list_id}", account.0), "LIST");
-        self.get_as(&self.tables().settings, key).await
     }
 
     pub async fn put_profile(

@@ -27,6 +27,13 @@ pub const GSI_EMAIL: &str = "by-email";
 pub const GSI_MOBILE: &str = "by-mobile";
 pub const GSI_EXTERNAL_ID_ATTR: &str = "gsi_external_id";
 pub const GSI_EXTERNAL_ID: &str = "by-external-id";
+/// The change feed (issue 8): a sharded GSI over every contact's last write. Partition
+/// `<account>#<shard>` spreads an account's writes over `CHANGE_SHARDS` index partitions (one
+/// takes ~1,000 writes/s); sort `change_key` orders them by write time, then id.
+pub const GSI_CHANGES: &str = "by-change";
+pub const CHANGE_SHARD_ATTR: &str = "gsi_change";
+pub const CHANGE_KEY_ATTR: &str = "change_key";
+pub const CHANGE_SHARDS: u32 = 16;
 pub const VERSION_ATTR: &str = "version";
 pub const OWNER_ATTR: &str = "contact_id";
 
@@ -40,6 +47,28 @@ pub fn identity_pk(account: &AccountId, key: &IdentityKey) -> String {
         IdentityKey::Mobile(v) => format!("ACC#{}#MOBILE#{v}", account.0),
         IdentityKey::ExternalId(v) => format!("ACC#{}#EXT#{v}", account.0),
     }
+}
+
+/// The change-feed shard of a contact: FNV-1a of its id, stable across processes.
+pub fn change_shard(id: &ContactId) -> u32 {
+    let hash = id.0.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % u64::from(CHANGE_SHARDS)) as u32
+}
+
+pub fn change_partition(account: &AccountId, shard: u32) -> String {
+    format!("{}#{shard:02}", account.0)
+}
+
+/// A point in the change feed: fixed-width UTC time (so text order is time order), then id.
+pub fn change_key(at: DateTime<Utc>, id: &ContactId) -> String {
+    format!("{}#{}", change_time(at), id.0)
+}
+
+/// The time part of change keys; every key at or after `at` sorts after it.
+pub fn change_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 pub fn gsi_value(account: &AccountId, normalized: &str) -> String {
@@ -96,6 +125,12 @@ struct ContactItem {
     owns_mobile: bool,
     #[serde(default)]
     owns_external_id: bool,
+    /// The change feed's keys, stamped with the time of the write (not `updated_at`: a revert
+    /// putting back an old image is a change too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi_change: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    change_key: Option<String>,
 }
 
 pub fn contact_to_item(account: &AccountId, c: &Contact) -> Result<Item, StoreError> {
@@ -132,6 +167,8 @@ pub fn contact_to_item(account: &AccountId, c: &Contact) -> Result<Item, StoreEr
         owns_email: c.owns.email,
         owns_mobile: c.owns.mobile,
         owns_external_id: c.owns.external_id,
+        gsi_change: Some(change_partition(account, change_shard(&c.id))),
+        change_key: Some(change_key(Utc::now(), &c.id)),
     };
     serde_dynamo::to_item(item).map_err(|e| StoreError::Encode(e.to_string()))
 }
@@ -256,6 +293,56 @@ pub fn contact_from_item(item: Item) -> Result<Contact, StoreError> {
             external_id: i.owns_external_id,
         },
     })
+}
+
+/// Sort-key prefix of consent events, under the contact's partition (append-only history).
+pub const CONSENT_SK_PREFIX: &str = "CONSENT#";
+
+/// The consent changes of one contact write (R-FEED-10 read-back, GDPR proof), stored as one
+/// append-only item per write that changed any channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentEvent {
+    /// The contact version the write left.
+    pub version: u64,
+    pub recorded_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_marketing: Option<Consent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_marketing: Option<Consent>,
+}
+
+impl ConsentEvent {
+    /// The event of a write from `before` to `after`, if it changed any channel's consent.
+    pub fn of(before: Option<&Contact>, after: &Contact, at: DateTime<Utc>) -> Option<Self> {
+        let blank = Consent::default();
+        let changed =
+            |b: Option<&Consent>, a: &Consent| (b.unwrap_or(&blank) != a).then(|| a.clone());
+        let event = Self {
+            version: after.version,
+            recorded_at: at,
+            email_marketing: changed(before.map(|b| &b.email_marketing), &after.email_marketing),
+            sms_marketing: changed(before.map(|b| &b.sms_marketing), &after.sms_marketing),
+        };
+        (event.email_marketing.is_some() || event.sms_marketing.is_some()).then_some(event)
+    }
+}
+
+pub fn consent_event_item(
+    account: &AccountId,
+    id: &ContactId,
+    event: &ConsentEvent,
+) -> Result<Item, StoreError> {
+    let sk = format!(
+        "{CONSENT_SK_PREFIX}{}#v{:012}",
+        change_time(event.recorded_at),
+        event.version
+    );
+    encode(contact_pk(account, id), &sk, event)
+}
+
+/// The key of a contact's latest write in the change feed, if the item carries one.
+pub fn item_change_key(item: &Item) -> Option<String> {
+    string_attr(item, CHANGE_KEY_ATTR)
 }
 
 /// An identity item: `pk` names the value, `contact_id` its owner.

@@ -2,11 +2,13 @@
 //! (`contacts`), accounts, keys and idempotency records (`settings`). Every key carries the
 //! account; uniqueness is decided by conditions on identity items, never by reading a GSI.
 
+pub mod changes;
 pub mod contacts;
 pub mod feeds;
 pub mod forms;
 pub mod imports;
 pub mod items;
+pub mod lists;
 pub mod settings;
 
 use std::collections::HashMap;

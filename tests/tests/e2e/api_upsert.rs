@@ -178,8 +178,8 @@ async fn api_batch_of_100_new_contacts_uses_a_bounded_number_of_calls() {
     );
     assert_eq!(
         modelled,
-        100.0 * (2.0 + 2.0 + 2.0 * 2.0),
-        "per contact: its item, two GSI entries, two identity items"
+        100.0 * (2.0 + 2.0 + 1.0 + 2.0 * 2.0),
+        "per contact: its item, two GSI entries, its change-feed entry, two identity items"
     );
     assert!(calls.len() <= 8, "{calls:?}");
     assert_eq!(env.contact_count(&account).await, 100);

@@ -10,6 +10,7 @@ mod forms;
 mod imports;
 mod isolation;
 mod manual;
+mod polling;
 mod reconcile;
 mod revert;
 mod template;

@@ -79,7 +79,10 @@ async fn runner_creates_tables_with_template_gsis_when_started() {
         .filter_map(|g| g.index_name.clone())
         .collect();
     gsis.sort();
-    assert_eq!(gsis, ["by-email", "by-external-id", "by-mobile"]);
+    assert_eq!(
+        gsis,
+        ["by-change", "by-email", "by-external-id", "by-mobile"]
+    );
 }
 
 #[test]
