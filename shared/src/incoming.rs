@@ -139,7 +139,8 @@ pub fn clean_text(
     if v.is_empty() {
         return Ok(None);
     }
-    let n = v.chars().count();
+    // Counted before trimming: what the caller sent is what the limit is about.
+    let n = raw.chars().count();
     if n > max_chars {
         return Err(invalid(
             field,
@@ -199,6 +200,14 @@ fn memberships(field: &str, raw: Option<Vec<String>>) -> Result<BTreeSet<String>
     Ok(out)
 }
 
+/// DynamoDB stores numbers of magnitude 1e-130 to below 1e126 (and zero), 38 digits.
+fn storable(n: &serde_json::Number) -> bool {
+    match n.as_f64() {
+        Some(x) => x == 0.0 || (1e-130..1e126).contains(&x.abs()),
+        None => false,
+    }
+}
+
 fn custom_values(
     raw: Option<BTreeMap<String, CustomValue>>,
 ) -> Result<BTreeMap<String, CustomValue>, InputError> {
@@ -227,6 +236,15 @@ fn custom_values(
                 Some(s) => CustomValue::String(s),
                 None => continue,
             },
+            CustomValue::Number(n) if !storable(&n) => {
+                return Err(invalid(
+                    &field,
+                    "invalid_custom_value",
+                    format!(
+                    "{n} is outside the numbers that can be stored (1e-130 to 1e125 in magnitude)"
+                ),
+                ))
+            }
             v @ (CustomValue::Bool(_) | CustomValue::Number(_)) => v,
             CustomValue::Array(_) | CustomValue::Object(_) => {
                 return Err(invalid(

@@ -14,9 +14,12 @@ use serde_json::json;
 pub const POLL_DEFAULT_LIMIT: usize = 100;
 pub const POLL_MAX_LIMIT: usize = 500;
 
-/// True when the request asks for the change feed rather than a look-up by value.
+/// True when the request asks for the change feed rather than a look-up by value: a time or a
+/// cursor, or no look-up value at all (every contact, from the first change).
 pub fn is_poll(req: &Request) -> bool {
-    query_param(req, "updated_since").is_some() || query_param(req, "cursor").is_some()
+    ["email", "mobile", "external_id"]
+        .iter()
+        .all(|name| query_param(req, name).is_none())
 }
 
 pub async fn poll(app: &App, p: &Principal, req: &Request) -> Result<Response<Body>, ApiError> {
@@ -43,7 +46,7 @@ pub async fn poll(app: &App, p: &Principal, req: &Request) -> Result<Response<Bo
                 })?
                 .with_timezone(&Utc),
         ),
-        (None, None) => unreachable!("is_poll checked"),
+        (None, None) => changes::start_at(DateTime::UNIX_EPOCH),
     };
     let settled = Utc::now() - Duration::seconds(app.config.poll_settle_seconds);
     let page = app
