@@ -309,6 +309,32 @@ mod tests {
     }
 
     #[test]
+    fn input_refuses_custom_numbers_when_outside_what_dynamodb_stores() {
+        for bad in ["-4.0e-236", "1e126", "2.5e300"] {
+            let e = parse(&format!(r#"{{"custom": {{"n": {bad}}}}}"#)).unwrap_err();
+            assert_eq!(
+                (e.field.as_str(), e.code),
+                ("custom.n", "invalid_custom_value"),
+                "{bad}"
+            );
+        }
+        for good in ["0", "-1.5e-130", "9.9e125", "42"] {
+            assert!(
+                parse(&format!(r#"{{"custom": {{"n": {good}}}}}"#)).is_ok(),
+                "{good}"
+            );
+        }
+    }
+
+    #[test]
+    fn input_counts_a_text_limit_on_what_was_sent_when_it_has_outer_whitespace() {
+        let at_limit = "x".repeat(API_TEXT_MAX_CHARS);
+        assert!(parse(&format!(r#"{{"city": "{at_limit}"}}"#)).is_ok());
+        let e = parse(&format!(r#"{{"city": " {at_limit}"}}"#)).unwrap_err();
+        assert_eq!(e.code, "too_long");
+    }
+
+    #[test]
     fn input_drops_empty_values_when_blank_or_whitespace() {
         let i =
             parse(r#"{"first_name": "  ", "email": "", "custom": {"a": null, "b": " "}}"#).unwrap();
