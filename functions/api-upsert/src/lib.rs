@@ -5,13 +5,15 @@
 use chrono::Utc;
 use intake_shared::auth::Principal;
 use intake_shared::http::{
-    json, json_body, path_param, principal, query_param, respond, route_key, ApiError,
+    json, json_body, path_param, principal, query_param, require_admin, respond, route_key,
+    ApiError,
 };
 use intake_shared::incoming::{ContactInput, Incoming};
 use intake_shared::ingest::{self, Applied, Policy};
 use intake_shared::model::{ContactId, ContactView};
 use intake_shared::normalize::{Country, Email, ExternalId, Mobile};
 use intake_shared::rules::{IdentityKey, Master, MatchKeys, Matching};
+use intake_shared::store::TxOutcome;
 use intake_shared::{idempotency, App};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -58,6 +60,7 @@ async fn route(app: &App, req: &Request) -> Result<Response<Body>, ApiError> {
             .await
         }
         Some("GET /v1/contacts/{id}") => get_one(app, &caller, req).await,
+        Some("DELETE /v1/contacts/{id}") => delete_one(app, &caller, req).await,
         Some("GET /v1/contacts") if poll::is_poll(req) => poll::poll(app, &caller, req).await,
         Some("GET /v1/contacts") => lookup(app, &caller, req).await,
         Some("GET /v1/contacts/{id}/consent-history") => {
@@ -160,6 +163,30 @@ async fn get_one(app: &App, p: &Principal, req: &Request) -> Result<Response<Bod
         .await?
         .ok_or_else(ApiError::not_found)?;
     Ok(json(200, &ContactView::from(&contact)))
+}
+
+/// `DELETE /v1/contacts/{id}` (admin): the contact, the identity items it owns and its
+/// consent history go; a tombstone tells pollers. A write racing the delete is re-read.
+async fn delete_one(app: &App, p: &Principal, req: &Request) -> Result<Response<Body>, ApiError> {
+    require_admin(p)?;
+    let id = ContactId(path_param(req, "id").ok_or_else(ApiError::not_found)?);
+    for _ in 0..3 {
+        let Some(contact) = app.store.contact(&p.account_id, &id).await? else {
+            return Err(ApiError::not_found());
+        };
+        if app.store.delete_contact(&p.account_id, &contact).await? == TxOutcome::Committed {
+            tracing::info!(account_id = %p.account_id, contact_id = %id, "contact deleted");
+            return Response::builder()
+                .status(204)
+                .body(Body::Empty)
+                .map_err(|e| ApiError::internal(&e));
+        }
+    }
+    Err(ApiError::new(
+        409,
+        "conflict",
+        "the contact kept changing; try again",
+    ))
 }
 
 async fn lookup(app: &App, p: &Principal, req: &Request) -> Result<Response<Body>, ApiError> {

@@ -58,6 +58,7 @@ pub async fn poll(app: &App, p: &Principal, req: &Request) -> Result<Response<Bo
         200,
         &json!({
             "contacts": views,
+            "deleted": page.deleted,
             "next_cursor": cursor::encode(&page.next),
             "has_more": page.has_more,
             "settled_until": settled,

@@ -19,10 +19,19 @@ use super::{Store, StoreError};
 pub struct ChangePage {
     /// Contacts in change order, each at its latest write.
     pub contacts: Vec<Contact>,
+    /// Contacts deleted, in change order (tombstones carry no personal data).
+    pub deleted: Vec<Deleted>,
     /// Where the next page starts: the last change key looked at (or the start, if none).
     pub next: String,
     /// True when more changes below the settle window were left for the next page.
     pub has_more: bool,
+}
+
+/// A contact deleted, as the change feed reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Deleted {
+    pub id: ContactId,
+    pub deleted_at: String,
 }
 
 /// The change key at which a feed `since` a time starts (every key at or after it sorts after).
@@ -44,53 +53,59 @@ impl Store {
         let upper = items::change_time(settled);
         let shards =
             (0..items::CHANGE_SHARDS).map(|shard| self.shard_page(account, shard, after, limit));
-        let mut hits: Vec<String> = Vec::new();
+        // (change key, the table's key of the item: a contact or a tombstone)
+        let mut hits: Vec<(String, Item)> = Vec::new();
         let mut more = false;
-        for (keys, full) in try_join_all(shards).await? {
-            let within: Vec<String> = (keys.into_iter())
-                .filter(|k| k.get(..upper.len()).is_some_and(|t| t <= upper.as_str()))
+        for (found, full) in try_join_all(shards).await? {
+            let within: Vec<(String, Item)> = (found.into_iter())
+                .filter(|(k, _)| k.get(..upper.len()).is_some_and(|t| t <= upper.as_str()))
                 .collect();
             more |= full && within.len() == limit;
             hits.extend(within);
         }
-        hits.sort();
+        hits.sort_by(|a, b| a.0.cmp(&b.0));
         more |= hits.len() > limit;
         hits.truncate(limit);
-        let ids: Vec<ContactId> = hits
-            .iter()
-            .filter_map(|k| k.split_once('#').map(|(_, id)| ContactId(id.to_owned())))
-            .collect();
-        let request = ids
-            .iter()
-            .map(|id| items::key(items::contact_pk(account, id), items::SK_CONTACT))
-            .collect();
+        let request = hits.iter().map(|(_, key)| key.clone()).collect();
         let mut current: std::collections::HashMap<String, Item> = self
             .batch_get(&self.tables().contacts, request)
             .await?
             .into_iter()
             .filter_map(|i| items::item_change_key(&i).map(|k| (k, i)))
             .collect();
-        let mut contacts = Vec::with_capacity(hits.len());
-        for key in &hits {
-            if let Some(item) = current.remove(key) {
+        let (mut contacts, mut deleted) = (Vec::new(), Vec::new());
+        for (key, _) in &hits {
+            let Some(item) = current.remove(key) else {
+                continue;
+            };
+            if items::string_attr(&item, items::SK).as_deref() == Some(items::SK_DELETED) {
+                deleted.push(Deleted {
+                    id: ContactId(items::string_attr(&item, "id").unwrap_or_default()),
+                    deleted_at: items::string_attr(&item, "deleted_at").unwrap_or_default(),
+                });
+            } else {
                 contacts.push(items::contact_from_item(item)?);
             }
         }
         Ok(ChangePage {
             contacts,
-            next: hits.last().map_or_else(|| after.to_owned(), Clone::clone),
+            deleted,
+            next: hits
+                .last()
+                .map_or_else(|| after.to_owned(), |(k, _)| k.clone()),
             has_more: more,
         })
     }
 
-    /// Up to `limit` change keys of one shard after `after`; true when the page was full.
+    /// Up to `limit` change keys of one shard after `after`, each with its item's table key;
+    /// true when the page was full.
     async fn shard_page(
         &self,
         account: &AccountId,
         shard: u32,
         after: &str,
         limit: usize,
-    ) -> Result<(Vec<String>, bool), StoreError> {
+    ) -> Result<(Vec<(String, Item)>, bool), StoreError> {
         let out = self
             .client()
             .query()
@@ -108,13 +123,34 @@ impl Store {
             .send()
             .await
             .map_err(|e| StoreError::service("Query", e))?;
-        let keys: Vec<String> = out
-            .items()
-            .iter()
-            .filter_map(items::item_change_key)
+        let found: Vec<(String, Item)> = (out.items().iter())
+            .filter_map(|i| {
+                let key = items::key(
+                    items::string_attr(i, items::PK)?,
+                    &items::string_attr(i, items::SK)?,
+                );
+                Some((items::item_change_key(i)?, key))
+            })
             .collect();
-        let full = keys.len() >= limit || out.last_evaluated_key().is_some();
-        Ok((keys, full))
+        let full = found.len() >= limit || out.last_evaluated_key().is_some();
+        Ok((found, full))
+    }
+
+    /// Deletes a contact's consent history (with the contact: it is personal data).
+    pub async fn delete_consent_history(
+        &self,
+        account: &AccountId,
+        id: &ContactId,
+    ) -> Result<(), StoreError> {
+        let keys = (self.consent_items(account, id).await?.iter())
+            .filter_map(|i| {
+                Some(items::key(
+                    items::string_attr(i, items::PK)?,
+                    &items::string_attr(i, items::SK)?,
+                ))
+            })
+            .collect();
+        self.batch_delete(&self.tables().contacts, keys).await
     }
 
     /// Every consent change of a contact, oldest first (append-only; survives reverts).
@@ -123,6 +159,15 @@ impl Store {
         account: &AccountId,
         id: &ContactId,
     ) -> Result<Vec<ConsentEvent>, StoreError> {
+        let found = self.consent_items(account, id).await?;
+        found.into_iter().map(items::decode).collect()
+    }
+
+    async fn consent_items(
+        &self,
+        account: &AccountId,
+        id: &ContactId,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut pages = self
             .client()
             .query()
@@ -138,9 +183,7 @@ impl Store {
             .send();
         let mut out = Vec::new();
         while let Some(item) = pages.next().await {
-            out.push(items::decode(
-                item.map_err(|e| StoreError::service("Query", e))?,
-            )?);
+            out.push(item.map_err(|e| StoreError::service("Query", e))?);
         }
         Ok(out)
     }

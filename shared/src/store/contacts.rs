@@ -8,10 +8,10 @@ use chrono::Utc;
 
 use crate::model::{AccountId, Contact, ContactId};
 use crate::rollback::{Leaves, Step, UndoRecord};
-use crate::rules::{IdentityKey, IdentityPlan};
+use crate::rules::{owned_keys, IdentityKey, IdentityPlan};
 
 use super::items::{self, Item};
-use super::{by_pk, Store, StoreError};
+use super::{by_pk, Store, StoreError, TxOutcome};
 
 /// One contact write: the state it read (`None` for a create; its version is the condition),
 /// the new state, and the identity items to claim and release in the same transaction.
@@ -329,6 +329,43 @@ impl Store {
             )?);
         }
         Ok(actions)
+    }
+
+    /// Deletes a contact at the version read (DELETE /v1/contacts/{id}): the contact item, the
+    /// identity items it owns and a tombstone for the change feed in one transaction, then its
+    /// consent history (personal data goes with the contact).
+    pub async fn delete_contact(
+        &self,
+        account: &AccountId,
+        contact: &Contact,
+    ) -> Result<TxOutcome, StoreError> {
+        let table = &self.tables().contacts;
+        let delete = Delete::builder()
+            .table_name(table)
+            .set_key(Some(items::key(
+                items::contact_pk(account, &contact.id),
+                items::SK_CONTACT,
+            )))
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#v", items::VERSION_ATTR)
+            .expression_attribute_values(":v", AttributeValue::N(contact.version.to_string()))
+            .build()
+            .map_err(|e| StoreError::Build(e.to_string()))?;
+        let mut actions = vec![TransactWriteItem::builder().delete(delete).build()];
+        for key in owned_keys(contact) {
+            actions.push(release_action(table, account, &key, &contact.id)?);
+        }
+        let tombstone = items::tombstone_item(account, &contact.id, Utc::now());
+        actions.push(tx_put(
+            Put::builder().table_name(table).set_item(Some(tombstone)),
+        )?);
+        let outcome = self
+            .transact(actions, &uuid::Uuid::new_v4().to_string())
+            .await?;
+        if outcome == TxOutcome::Committed {
+            self.delete_consent_history(account, &contact.id).await?;
+        }
+        Ok(outcome)
     }
 
     /// Write capacity units this write costs on AWS, by its pricing rules: a transactional

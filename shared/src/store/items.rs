@@ -340,6 +340,25 @@ pub fn consent_event_item(
     encode(contact_pk(account, id), &sk, event)
 }
 
+/// Sort key of a deleted contact's tombstone: no personal data, only the id and when, so
+/// the change feed can tell pollers the contact is gone.
+pub const SK_DELETED: &str = "DELETED";
+
+pub fn tombstone_item(account: &AccountId, id: &ContactId, at: DateTime<Utc>) -> Item {
+    let mut item = key(contact_pk(account, id), SK_DELETED);
+    item.insert("id".into(), AttributeValue::S(id.0.clone()));
+    item.insert("deleted_at".into(), AttributeValue::S(at.to_rfc3339()));
+    item.insert(
+        CHANGE_SHARD_ATTR.into(),
+        AttributeValue::S(change_partition(account, change_shard(id))),
+    );
+    item.insert(
+        CHANGE_KEY_ATTR.into(),
+        AttributeValue::S(change_key(at, id)),
+    );
+    item
+}
+
 /// The key of a contact's latest write in the change feed, if the item carries one.
 pub fn item_change_key(item: &Item) -> Option<String> {
     string_attr(item, CHANGE_KEY_ATTR)

@@ -99,6 +99,10 @@ impl CancelReason {
     }
 }
 
+fn build_error(e: aws_smithy_types::error::operation::BuildError) -> StoreError {
+    StoreError::Build(e.to_string())
+}
+
 /// The result of one TransactWriteItems call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxOutcome {
@@ -248,19 +252,45 @@ impl Store {
         }
     }
 
-    /// BatchWriteItem puts in calls of `BATCH_WRITE_MAX_ITEMS`, retrying `UnprocessedItems`
-    /// with backoff and a bound.
+    /// BatchWriteItem puts in calls of `BATCH_WRITE_MAX_ITEMS` (see `batch_write`).
     pub async fn batch_put(&self, table: &str, items: Vec<Item>) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-        for chunk in items.chunks(BATCH_WRITE_MAX_ITEMS) {
-            let mut pending: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
-            for item in chunk {
-                let put = PutRequest::builder()
-                    .set_item(Some(item.clone()))
-                    .build()
-                    .map_err(|e| StoreError::Build(e.to_string()))?;
-                pending.push(WriteRequest::builder().put_request(put).build());
-            }
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                let put = PutRequest::builder().set_item(Some(item)).build();
+                Ok(WriteRequest::builder()
+                    .put_request(put.map_err(build_error)?)
+                    .build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(table, requests).await
+    }
+
+    /// BatchWriteItem deletes of these keys (see `batch_write`).
+    pub async fn batch_delete(&self, table: &str, keys: Vec<Item>) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+        let requests = keys
+            .into_iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder().set_key(Some(key)).build();
+                Ok(WriteRequest::builder()
+                    .delete_request(delete.map_err(build_error)?)
+                    .build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.batch_write(table, requests).await
+    }
+
+    /// BatchWriteItem in calls of `BATCH_WRITE_MAX_ITEMS`, retrying `UnprocessedItems` with
+    /// backoff and a bound.
+    async fn batch_write(
+        &self,
+        table: &str,
+        requests: Vec<aws_sdk_dynamodb::types::WriteRequest>,
+    ) -> Result<(), StoreError> {
+        for chunk in requests.chunks(BATCH_WRITE_MAX_ITEMS) {
+            let mut pending = chunk.to_vec();
             let mut round = 0;
             while !pending.is_empty() {
                 if round == UNPROCESSED_MAX_ROUNDS {

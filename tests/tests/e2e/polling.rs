@@ -274,3 +274,58 @@ async fn r_feed_10_consent_history_lists_every_change_with_date_source_and_versi
         .await;
     assert_eq!(missing.status, 404);
 }
+
+#[tokio::test]
+async fn contact_delete_releases_its_values_erases_its_consent_history_and_tells_pollers() {
+    let env = TestEnv::new().await;
+    let (account, key) = env.account("NO").await;
+    let id = env
+        .upsert(
+            &key,
+            json!({"email": "gone@example.no", "email_marketing": true}),
+        )
+        .await;
+    let member = env
+        .call(
+            "POST",
+            "/v1/api-keys",
+            &key,
+            Some(json!({"role": "member"})),
+        )
+        .await;
+    let member_key = member.body["api_key"].as_str().unwrap().to_owned();
+    let path = format!("/v1/contacts/{id}");
+    let refused = env.call("DELETE", &path, &member_key, None).await;
+    assert_eq!(refused.status, 403, "admins only: {}", refused.body);
+
+    let deleted = env.call("DELETE", &path, &key, None).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    assert_eq!(env.call("GET", &path, &key, None).await.status, 404);
+    assert_eq!(env.call("DELETE", &path, &key, None).await.status, 404);
+    let left: Vec<String> = env
+        .store
+        .scan_account(&account)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|i| intake_shared::store::items::string_attr(i, "sk"))
+        .collect();
+    assert_eq!(
+        left,
+        ["DELETED"],
+        "only the tombstone is left: no contact, identity or consent item"
+    );
+
+    let again = env.upsert(&key, json!({"email": "gone@example.no"})).await;
+    assert_ne!(again, id, "the email was released: a new contact claims it");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let feed = env.call("GET", "/v1/contacts", &key, None).await.body;
+    assert_eq!(feed["deleted"][0]["id"], json!(id), "{feed}");
+    let ids: Vec<&str> = feed["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [again.as_str()], "{feed}");
+}
