@@ -235,6 +235,12 @@ pub mod cursor {
 
     /// The position of a cursor, or 400 `invalid_cursor`.
     pub fn decode(raw: &str) -> Result<String, ApiError> {
+        decode_under(raw, "")
+    }
+
+    /// The position of a cursor that must start with `prefix` (a page of one kind of record),
+    /// or 400 `invalid_cursor`.
+    pub fn decode_under(raw: &str, prefix: &str) -> Result<String, ApiError> {
         let bad = || {
             ApiError::new(
                 400,
@@ -245,7 +251,7 @@ pub mod cursor {
         let bytes = hex::decode(raw.trim()).map_err(|_| bad())?;
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
         text.strip_prefix(TAG)
-            .filter(|p| !p.is_empty() && p.len() <= 400)
+            .filter(|p| !p.is_empty() && p.len() <= 400 && p.starts_with(prefix))
             .map(str::to_owned)
             .ok_or_else(bad)
     }

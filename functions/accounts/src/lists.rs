@@ -57,14 +57,8 @@ pub async fn members(app: &App, p: &Principal, req: &Request) -> Result<Response
         MEMBERS_MAX_LIMIT,
     )?;
     let after = query_param(req, "cursor")
-        .map(|c| cursor::decode(&c))
+        .map(|c| cursor::decode_under(&c, JOINED_PREFIX))
         .transpose()?;
-    if after
-        .as_deref()
-        .is_some_and(|sk| !sk.starts_with(JOINED_PREFIX))
-    {
-        return Err(cursor::decode("").unwrap_err());
-    }
     let page = app
         .store
         .list_members(&p.account_id, &list.list_id, after.as_deref(), limit)

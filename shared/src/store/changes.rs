@@ -168,23 +168,14 @@ impl Store {
         account: &AccountId,
         id: &ContactId,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut pages = self
-            .client()
-            .query()
+        let query = (self.client().query())
             .table_name(&self.tables().contacts)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", AttributeValue::S(items::contact_pk(account, id)))
             .expression_attribute_values(
                 ":prefix",
                 AttributeValue::S(items::CONSENT_SK_PREFIX.to_owned()),
-            )
-            .into_paginator()
-            .items()
-            .send();
-        let mut out = Vec::new();
-        while let Some(item) = pages.next().await {
-            out.push(item.map_err(|e| StoreError::service("Query", e))?);
-        }
-        Ok(out)
+            );
+        Self::query_all(query).await
     }
 }

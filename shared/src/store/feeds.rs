@@ -48,26 +48,18 @@ impl Store {
 
     /// Every active feed: (account, feed id).
     pub async fn active_feeds(&self) -> Result<Vec<(AccountId, String)>, StoreError> {
-        let mut pages = self
-            .client()
-            .query()
+        let query = (self.client().query())
             .table_name(&self.tables().settings)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(ACTIVE_FEEDS.into()))
-            .into_paginator()
-            .items()
-            .send();
-        let mut out = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| StoreError::service("Query", e))?;
-            if let (Some(a), Some(f)) = (
-                items::string_attr(&item, "account_id"),
-                items::string_attr(&item, "feed_id"),
-            ) {
-                out.push((AccountId(a), f));
-            }
-        }
-        Ok(out)
+            .expression_attribute_values(":pk", AttributeValue::S(ACTIVE_FEEDS.into()));
+        let found = Self::query_all(query).await?;
+        Ok(found
+            .iter()
+            .filter_map(|item| {
+                let account = items::string_attr(item, "account_id")?;
+                Some((AccountId(account), items::string_attr(item, "feed_id")?))
+            })
+            .collect())
     }
 
     /// New members of a list per day, `from` to `to` inclusive (`yyyy-mm-dd`), every channel
@@ -79,9 +71,7 @@ impl Store {
         from: &str,
         to: &str,
     ) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
-        let mut pages = self
-            .client()
-            .query()
+        let query = (self.client().query())
             .table_name(&self.tables().settings)
             .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
             .expression_attribute_values(":pk", AttributeValue::S(items::list_pk(account, list_id)))
@@ -94,13 +84,9 @@ impl Store {
                 AttributeValue::S(format!("{}{to}#\u{10FFFF}", items::JOINED_PREFIX)),
             )
             .projection_expression("#d")
-            .expression_attribute_names("#d", "day")
-            .into_paginator()
-            .items()
-            .send();
+            .expression_attribute_names("#d", "day");
         let mut days = std::collections::BTreeMap::new();
-        while let Some(item) = pages.next().await {
-            let item = item.map_err(|e| StoreError::service("Query", e))?;
+        for item in Self::query_all(query).await? {
             if let Some(day) = items::string_attr(&item, "day") {
                 *days.entry(day).or_insert(0) += 1;
             }

@@ -514,34 +514,18 @@ impl Store {
         table: &str,
         cutoff: DateTime<Utc>,
     ) -> Result<Vec<Job>, StoreError> {
-        let mut pages = self
-            .client()
-            .query()
+        let query = (self.client().query())
             .table_name(table)
             .index_name(GSI_ACTIVITY)
             .key_condition_expression("active = :a AND progress_at < :cutoff")
             .expression_attribute_values(":a", s(ACTIVE))
-            .expression_attribute_values(":cutoff", s(cutoff.to_rfc3339()))
-            .into_paginator()
-            .items()
-            .send();
-        let mut keys = Vec::new();
-        while let Some(item) = pages.next().await {
-            keys.push(item.map_err(|e| StoreError::service("Query", e))?);
-        }
-        let mut jobs = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(item) = self
-                .get(
-                    table,
-                    items::key(items::string_attr(&key, "pk").unwrap_or_default(), "JOB"),
-                )
-                .await?
-            {
-                jobs.push(items::decode(item)?);
-            }
-        }
-        Ok(jobs)
+            .expression_attribute_values(":cutoff", s(cutoff.to_rfc3339()));
+        let keys = (Self::query_all(query).await?.iter())
+            .filter_map(|hit| items::string_attr(hit, "pk"))
+            .map(|pk| items::key(pk, "JOB"))
+            .collect();
+        let found = self.batch_get(table, keys).await?;
+        found.into_iter().map(items::decode).collect()
     }
 
     /// Starts a revert of a finished import: status `reverting`, the mode recorded. False when

@@ -71,23 +71,13 @@ impl Store {
 
     /// Every list of the account, in id order.
     pub async fn lists(&self, account: &AccountId) -> Result<Vec<ContactList>, StoreError> {
-        let mut pages = self
-            .client()
-            .query()
+        let query = (self.client().query())
             .table_name(&self.tables().settings)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
             .expression_attribute_values(":pk", AttributeValue::S(directory_pk(account)))
-            .expression_attribute_values(":prefix", AttributeValue::S(DIRECTORY_SK_PREFIX.into()))
-            .into_paginator()
-            .items()
-            .send();
-        let mut out = Vec::new();
-        while let Some(item) = pages.next().await {
-            out.push(items::decode(
-                item.map_err(|e| StoreError::service("Query", e))?,
-            )?);
-        }
-        Ok(out)
+            .expression_attribute_values(":prefix", AttributeValue::S(DIRECTORY_SK_PREFIX.into()));
+        let found = Self::query_all(query).await?;
+        found.into_iter().map(items::decode).collect()
     }
 
     /// Members of a list in the order they joined, `limit` join records per page after

@@ -326,17 +326,18 @@ impl Store {
         attr: &str,
         value: String,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(table)
-            .index_name(index)
+        let query = (self.client.query().table_name(table).index_name(index))
             .key_condition_expression("#k = :v")
             .expression_attribute_names("#k", attr)
-            .expression_attribute_values(":v", aws_sdk_dynamodb::types::AttributeValue::S(value))
-            .into_paginator()
-            .items()
-            .send();
+            .expression_attribute_values(":v", aws_sdk_dynamodb::types::AttributeValue::S(value));
+        Self::query_all(query).await
+    }
+
+    /// Every item a query matches, all pages.
+    pub(crate) async fn query_all(
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut pages = query.into_paginator().items().send();
         let mut out = Vec::new();
         while let Some(item) = pages.next().await {
             out.push(item.map_err(|e| StoreError::service("Query", e))?);

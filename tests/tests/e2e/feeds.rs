@@ -11,32 +11,47 @@ use intake_tests::TestEnv;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Serves whatever `body` holds, and records each request line.
-async fn server(body: Arc<Mutex<String>>, seen: Arc<Mutex<Vec<String>>>) -> u16 {
+/// A local HTTP server: `answer` turns each request line into (status line, extra headers,
+/// body); the reply closes the connection.
+async fn serve<F>(answer: F) -> u16
+where
+    F: Fn(&str) -> (String, String, String) + Send + Sync + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let answer = Arc::new(answer);
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
-            let (body, seen) = (body.clone(), seen.clone());
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 8192];
                 let n = s.read(&mut buf).await.unwrap_or(0);
-                let head = String::from_utf8_lossy(&buf[..n])
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                seen.lock().unwrap().push(head);
-                let text = body.lock().unwrap().clone();
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let head = request.lines().next().unwrap_or_default();
+                let (status, extra, body) = answer(head);
                 let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-                    text.len()
+                    "HTTP/1.1 {status}\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
                 );
                 let _ = s.write_all(reply.as_bytes()).await;
             });
         }
     });
     port
+}
+
+/// Serves whatever `body` holds, and records each request line.
+async fn server(body: Arc<Mutex<String>>, seen: Arc<Mutex<Vec<String>>>) -> u16 {
+    serve(move |head| {
+        seen.lock().unwrap().push(head.to_owned());
+        let text = body.lock().unwrap().clone();
+        (
+            "200 OK".into(),
+            "content-type: application/xml\r\n".into(),
+            text,
+        )
+    })
+    .await
 }
 
 fn customer(code: &str, name: &str, email: &str, optin: &str, date: &str, class: &str) -> String {
@@ -572,51 +587,38 @@ async fn feed_run_fails_with_the_reason_for_billion_laughs_external_entities_and
 /// Answers by path: `/401`, `/404`, `/malformed`, `/to-metadata` (a redirect to the metadata
 /// address), `/hop` (a relative redirect to `/ok`) and `/ok`.
 async fn routed_server() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
-                let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
-                let ok = snapshot(
-                    &[customer(
-                        "C1",
-                        "Hop",
-                        "hop@example.ee",
-                        "yes",
-                        "2024-01-01",
-                        "VIP",
-                    )],
-                    "",
-                );
-                let (status, extra, body) = match path.split('?').next().unwrap() {
-                    "/401" => ("401 Unauthorized", String::new(), "no".to_owned()),
-                    "/malformed" => (
-                        "200 OK",
-                        String::new(),
-                        "<Customers><Customer name=\"x\"></Customers>".to_owned(),
-                    ),
-                    "/to-metadata" => (
-                        "302 Found",
-                        "location: http://169.254.169.254/latest/meta-data\r\n".to_owned(),
-                        String::new(),
-                    ),
-                    "/hop" => ("302 Found", "location: /ok\r\n".to_owned(), String::new()),
-                    "/ok" => ("200 OK", String::new(), ok),
-                    _ => ("404 Not Found", String::new(), "missing".to_owned()),
-                };
-                let reply = format!(
-                    "HTTP/1.1 {status}\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
-    port
+    serve(|head| {
+        let path = head.split(' ').nth(1).unwrap_or("/");
+        let ok = snapshot(
+            &[customer(
+                "C1",
+                "Hop",
+                "hop@example.ee",
+                "yes",
+                "2024-01-01",
+                "VIP",
+            )],
+            "",
+        );
+        let (status, extra, body) = match path.split('?').next().unwrap() {
+            "/401" => ("401 Unauthorized", "", "no".to_owned()),
+            "/malformed" => (
+                "200 OK",
+                "",
+                "<Customers><Customer name=\"x\"></Customers>".to_owned(),
+            ),
+            "/to-metadata" => (
+                "302 Found",
+                "location: http://169.254.169.254/latest/meta-data\r\n",
+                String::new(),
+            ),
+            "/hop" => ("302 Found", "location: /ok\r\n", String::new()),
+            "/ok" => ("200 OK", "", ok),
+            _ => ("404 Not Found", "", "missing".to_owned()),
+        };
+        (status.to_owned(), extra.to_owned(), body)
+    })
+    .await
 }
 
 #[tokio::test]
